@@ -1,0 +1,251 @@
+"""One set of hyperparameters and one command line for the three `train` commands.
+
+The defaults are the DCGAN paper's (Radford, Metz, Chintala 2015, section 3): batch 128,
+Adam with lr 2e-4 and beta1 0.5, LeakyReLU slope 0.2, weights drawn from N(0, 0.02), and a
+100-dimensional z from N(0, 1). Size flags left unset are resolved per device (see
+`PROFILES`): the paper's 64x64 network on a GPU, a smaller one that trains to clear digits
+in about a quarter of an hour on a two-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# ----------------------------------------------------------------------------------------
+# Constants every implementation pins (DESIGN section 4). They are not flags: changing one
+# makes a different network, and the cross-framework tests assume these values.
+LEAKY_SLOPE = 0.2      # LeakyReLU negative slope in D
+INIT_STD = 0.02        # conv weights ~ N(0, 0.02); BatchNorm gamma ~ N(1, 0.02), beta = 0
+BN_EPS = 1e-5          # PyTorch's default; Keras' default is 1e-3
+BN_MOMENTUM = 0.1      # PyTorch convention: weight of the NEW batch statistic.
+                       # Flax and Keras use the weight of the OLD value: 1 - 0.1 = 0.9.
+ADAM_EPS = 1e-8        # PyTorch/optax default; Keras' default is 1e-7
+N_FIXED = 64           # fixed-noise samples drawn for the per-epoch grid (8 x 8)
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "folder", "synthetic")
+DEVICES = ("auto", "cpu", "gpu")
+
+# Defaults for flags the user did not set, by the device the run resolved to.
+PROFILES = {
+    # The paper's / PyTorch tutorial's network and five epochs over the data.
+    "gpu": dict(image_size=64, ngf=64, ndf=64, epochs=5),
+    # Small enough for a two-core CPU: 32x32, half the widths, a fixed number of steps.
+    "cpu": dict(image_size=32, ngf=32, ndf=32, epochs=None, max_steps=2000),
+}
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2, nothing written."""
+
+
+@dataclass
+class Config:
+    dataset: str = "mnist"
+    data_dir: str = "data"
+    arch: str = "dcgan"
+    image_size: int | None = None
+    channels: int | None = None      # set from the dataset
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    nz: int = 100
+    ngf: int | None = None
+    ndf: int | None = None
+    seed: int = 0
+    out: str | None = None
+    device: str = "auto"
+    resume: str | None = None
+    # Filled in by the run, recorded in config.json for the reader of a run directory.
+    framework: str | None = None
+    profile: str | None = None
+    data_source: str | None = None
+
+    def resolve(self, profile: str) -> "Config":
+        """Fill the size flags the user left unset from PROFILES[profile]."""
+        filled = {k: v for k, v in PROFILES[profile].items() if getattr(self, k) is None}
+        if "epochs" in filled and self.max_steps is not None and self.epochs is None:
+            filled["epochs"] = None  # --max-steps alone means: train that many steps
+        if self.epochs is not None and "max_steps" in filled:
+            filled["max_steps"] = None  # --epochs alone means: train that many epochs
+        return dataclasses.replace(self, profile=profile, **filled)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path} not found: is this a run directory written by train?")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise UserError(f"{path} is not a valid config file ({e})") from None
+
+
+# ----------------------------------------------------------------------------------------
+# The shared command line.
+
+def _int_in(lo: int, hi: int | None = None):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+            raise argparse.ArgumentTypeError(f"must be {rng}, got {v}")
+        return v
+    return parse
+
+
+def _float_in(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+        bad_lo = v <= lo if lo_open else v < lo
+        bad_hi = v >= hi if hi_open else v > hi
+        if bad_lo or bad_hi or v != v:
+            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+            raise argparse.ArgumentTypeError(f"must be in {lb}{lo}, {hi}{hb}, got {s}")
+        return v
+    return parse
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Train the DCGAN. Unset size flags follow the device: 64x64 with "
+        "ngf=ndf=64 for 5 epochs on a GPU; 32x32 with ngf=ndf=32 for 2000 steps on a CPU.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,  # so we can tell flags given from defaults
+    )
+    d = Config()
+    p.add_argument("--dataset", choices=DATASETS, help=f"default: {d.dataset}")
+    p.add_argument("--data-dir", help=f"where datasets live (default: {d.data_dir}); "
+                   "for --dataset folder, the folder of images")
+    p.add_argument("--arch", choices=("dcgan",), help="network family (default: dcgan)")
+    p.add_argument("--image-size", type=_int_in(8, 1024),
+                   help="a power of two from 16 to 512 (default: 64 on GPU, 32 on CPU)")
+    p.add_argument("--epochs", type=_int_in(1), help="passes over the data")
+    p.add_argument("--max-steps", type=_int_in(1), help="stop after this many steps")
+    p.add_argument("--batch-size", type=_int_in(1, 65536), help=f"default: {d.batch_size}")
+    p.add_argument("--lr", type=_float_in(0, 1, lo_open=True), help=f"default: {d.lr}")
+    p.add_argument("--beta1", type=_float_in(0, 1, hi_open=True), help=f"default: {d.beta1}")
+    p.add_argument("--beta2", type=_float_in(0, 1, hi_open=True), help=f"default: {d.beta2}")
+    p.add_argument("--nz", type=_int_in(1, 4096), help=f"length of z (default: {d.nz})")
+    p.add_argument("--ngf", type=_int_in(1, 4096), help="G width (default: 64 GPU, 32 CPU)")
+    p.add_argument("--ndf", type=_int_in(1, 4096), help="D width (default: 64 GPU, 32 CPU)")
+    p.add_argument("--seed", type=_int_in(0, 2**31 - 1), help=f"default: {d.seed}")
+    p.add_argument("--out", help="run directory (default: runs/<framework>-<dataset>-<time>)")
+    p.add_argument("--device", choices=DEVICES, help="default: auto (a GPU if one is seen)")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR exactly where its checkpoint left off")
+    return p
+
+
+# Flags that may differ from the saved config when resuming: they do not change the network.
+RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "data_dir"}
+
+
+def parse_config(argv: list[str] | None, prog: str) -> Config:
+    """Parse the shared CLI. Range errors exit 2 through argparse; returns an unresolved
+    Config (size flags may be None until `resolve` is called with the device)."""
+    parser = build_parser(prog)
+    given = vars(parser.parse_args(argv))
+    if "resume" in given:
+        run_dir = Path(given["resume"])
+        if not run_dir.is_dir():
+            parser.error(f"--resume {run_dir}: no such run directory")
+        saved = Config.load(run_dir / "config.json")
+        clash = {k: (v, getattr(saved, k)) for k, v in given.items()
+                 if k not in RESUMABLE_OVERRIDES | {"resume", "out"} and getattr(saved, k) != v}
+        if clash:
+            what = ", ".join(f"--{k.replace('_', '-')} {a} (run has {b})" for k, (a, b) in clash.items())
+            parser.error(f"--resume {run_dir}: the run was made with another config: {what}. "
+                         "Resume without those flags, or start a new run with --out.")
+        if "out" in given and Path(given["out"]).resolve() != run_dir.resolve():
+            parser.error("--resume continues in its own directory; leave out --out")
+        overrides = {k: v for k, v in given.items() if k in RESUMABLE_OVERRIDES}
+        if "epochs" in overrides and "max_steps" not in overrides:
+            overrides["max_steps"] = None
+        return dataclasses.replace(saved, resume=str(run_dir), out=str(run_dir), **overrides)
+    return Config(**{k.replace("-", "_"): v for k, v in given.items()})
+
+
+def default_out(cfg: Config, framework: str) -> str:
+    import time
+    return os.path.join("runs", f"{framework}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def run_main(main, argv=None):
+    """Run a command's main(argv); a UserError becomes one line on stderr and exit 2."""
+    try:
+        return main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_model_args(argv: list[str] | None, prog: str) -> Config:
+    """The flags of `python -m <fw>_impl.model`: the network's shape only. Defaults are the
+    paper's 64x64 RGB network (the PyTorch DCGAN tutorial's)."""
+    p = argparse.ArgumentParser(prog=prog, description="Print each layer's output shape "
+                                "and parameter count, and the totals.")
+    p.add_argument("--image-size", type=_int_in(8, 1024), default=64)
+    p.add_argument("--channels", type=_int_in(1, 4), default=3)
+    p.add_argument("--nz", type=_int_in(1, 4096), default=100)
+    p.add_argument("--ngf", type=_int_in(1, 4096), default=64)
+    p.add_argument("--ndf", type=_int_in(1, 4096), default=64)
+    a = p.parse_args(argv)
+    return Config(image_size=a.image_size, channels=a.channels, nz=a.nz, ngf=a.ngf, ndf=a.ndf)
+
+
+def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    """The flags of `python -m <fw>_impl.sample`, shared by the three."""
+    p = argparse.ArgumentParser(prog=prog, description="Generate images from portable "
+                                "weights written by any of the three implementations.")
+    p.add_argument("--weights", required=True, help="a weights.npz from a run directory")
+    p.add_argument("--n", type=_int_in(1, 100000), default=64, help="how many images")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="noise seed")
+    g.add_argument("--noise", help="a .npy of z, shape (N, nz); overrides --n and --seed")
+    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (float32 "
+                   "array (N, H, W, C) in [-1, 1])")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    a = p.parse_args(argv)
+    if Path(a.out).suffix not in (".png", ".npy"):
+        p.error(f"--out {a.out}: must end in .png or .npy")
+    if not Path(a.out).resolve().parent.is_dir():
+        p.error(f"--out {a.out}: directory {Path(a.out).parent} does not exist")
+    return a
+
+
+def load_noise(args, nz: int):
+    """z for `sample`: from --noise (checked against nz) or N(0, 1) from --seed."""
+    import numpy as np
+    if args.noise is None:
+        return np.random.default_rng(args.seed).standard_normal((args.n, nz), np.float32)
+    try:
+        z = np.load(args.noise, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--noise {args.noise}: cannot read it as .npy ({e})") from None
+    if z.ndim != 2 or z.shape[1] != nz or not np.isfinite(z).all():
+        raise UserError(f"--noise {args.noise}: need a finite array of shape (N, {nz}) for "
+                        f"this generator, got {z.shape}")
+    return z.astype(np.float32)

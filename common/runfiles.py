@@ -1,0 +1,307 @@
+"""The run directory every `train` writes, the same files whatever the framework:
+
+    config.json        the resolved config (device, data source and framework included)
+    metrics.csv        one row per step: the columns of COLUMNS
+    samples/epoch_NNN.png  the fixed-noise grid after each epoch (and at the last step)
+    losses.png         d_loss and g_loss against steps
+    d_outputs.png      D(x) and D(G(z)) before and after the D update, against steps
+    progress.gif       the fixed-noise grids in order: the generator learning
+    checkpoint.*       the framework's native checkpoint, for --resume
+    weights.npz        portable weights (common/weights.py), readable by all three
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .config import Config, UserError
+
+COLUMNS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "d_fake_after", "seconds"]
+METRICS = COLUMNS[2:7]
+
+
+# ----------------------------------------------------------------------------------------
+# The directory itself.
+
+def open_run_dir(cfg: Config, checkpoint_name: str) -> tuple[Path, Path | None]:
+    """Create cfg.out for a new run, or check it for --resume. Returns (run dir, the
+    checkpoint to resume from or None). Refuses to write over an existing run."""
+    out = Path(cfg.out)
+    ckpt = out / checkpoint_name
+    if cfg.resume:
+        if not ckpt.is_file():
+            others = sorted(p.name for p in out.glob("checkpoint.*"))
+            hint = f" (it has {', '.join(others)}: resume it with the framework that wrote it)" if others else ""
+            raise UserError(f"--resume {out}: no {checkpoint_name} there{hint}")
+        return out, ckpt
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} already exists and is not empty; choose another "
+                        f"directory, or continue that run with --resume {out}")
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    return out, None
+
+
+def write_config(run_dir: Path, cfg: Config) -> None:
+    atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save(path: Path, save_fn) -> None:
+    """save_fn(tmp_path) writes the file; it replaces `path` only once complete, so an
+    interrupted save never leaves a broken checkpoint behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_fn(tmp)
+    os.replace(tmp, path)
+
+
+def total_steps(cfg: Config, per_epoch: int) -> int:
+    limits = [n for n in (cfg.epochs and cfg.epochs * per_epoch, cfg.max_steps) if n]
+    return min(limits) if limits else per_epoch
+
+
+# ----------------------------------------------------------------------------------------
+# Metrics.
+
+class MetricsLog:
+    """Appends one row per step to metrics.csv. On resume, rows after the checkpoint's step
+    (written before an interruption the checkpoint did not see) are dropped first."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = path
+        if resume_step is None or not path.exists():
+            with open(path, "w", newline="") as f:
+                csv.writer(f).writerow(COLUMNS)
+        else:
+            rows = read_metrics_rows(path)
+            with open(path, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(COLUMNS)
+                w.writerows(r for r in rows if int(r[0]) <= resume_step)
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+
+    def write(self, step: int, epoch: int, m: dict, seconds: float) -> None:
+        self.writer.writerow([step, epoch] + [f"{float(m[k]):.6f}" for k in METRICS] + [f"{seconds:.4f}"])
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_metrics_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[1:]
+
+
+def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """metrics.csv as one float array per column."""
+    rows = read_metrics_rows(Path(path))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(COLUMNS))
+    return {c: table[:, i] for i, c in enumerate(COLUMNS)}
+
+
+def log_line(epoch: int, epochs: int, step: int, per_epoch: int, m: dict, seconds: float) -> str:
+    """The per-epoch line of the PyTorch MNIST DCGAN write-up this project started from:
+    losses, D(x), and D(G(z)) before / after the D update, and the epoch's seconds."""
+    w = len(str(epochs))
+    return (f"Epoch: [{epoch:0{w}d}/{epochs}] Step: [{step}/{per_epoch}] "
+            f"Loss-D: {m['d_loss']:.4f} Loss-G: {m['g_loss']:.4f} D(x): {m['d_real']:.4f} "
+            f"D(G(z)): [{m['d_fake']:.4f}/{m['d_fake_after']:.4f}] Time: {seconds:.0f}s")
+
+
+def postfix(m: dict) -> dict:
+    """What the progress bar shows beside the bar."""
+    return {"d_loss": f"{m['d_loss']:.3f}", "g_loss": f"{m['g_loss']:.3f}",
+            "D(x)": f"{m['d_real']:.2f}", "D(G(z))": f"{m['d_fake']:.2f}/{m['d_fake_after']:.2f}"}
+
+
+# ----------------------------------------------------------------------------------------
+# Pictures.
+
+def grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """(N, H, W, C) in [-1, 1] -> one uint8 (rows*(H+pad)+pad, ..., C) image, like
+    torchvision's make_grid with its default 2-pixel padding."""
+    n, h, w, c = images.shape
+    ncol = min(nrow, n)
+    nrows = math.ceil(n / ncol)
+    out = np.zeros((nrows * (h + pad) + pad, ncol * (w + pad) + pad, c), np.uint8)
+    pix = np.clip((images + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    for k in range(n):
+        r, col = divmod(k, ncol)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = pix[k]
+    return out
+
+
+def save_grid(images: np.ndarray, path: str | Path, nrow: int = 8, scale: int = 1) -> None:
+    g = grid(images, nrow)
+    im = Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im.save(path)
+
+
+def save_images(images: np.ndarray, out: str | Path, nrow: int = 8) -> None:
+    """What `sample --out` writes: .npy -> the float32 (N, H, W, C) array in [-1, 1];
+    .png -> a grid."""
+    out = Path(out)
+    if out.suffix == ".npy":
+        np.save(out, images.astype(np.float32))
+    else:
+        save_grid(images, out, nrow=nrow)
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what there is so far)."""
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    n = np.minimum(np.arange(1, len(y) + 1), window)
+    return (c[1:] - c[np.arange(1, len(y) + 1) - n]) / n
+
+
+def plot_metrics(metrics_csv: Path, run_dir: Path, title: str = "") -> None:
+    """losses.png and d_outputs.png from metrics.csv (the two plots of the write-up): each
+    step faint, and a moving average over about 1/50 of the run on top."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    m = read_metrics(metrics_csv)
+    if len(m["step"]) == 0:
+        return
+    window = max(1, len(m["step"]) // 50)
+    for fname, keys, labels, ylabel, what in (
+            ("losses.png", ("g_loss", "d_loss"), ("G", "D"), "loss",
+             "Generator and discriminator loss"),
+            ("d_outputs.png", ("d_real", "d_fake", "d_fake_after"),
+             ("D(x)", "D(G(z)) before D update", "D(G(z)) after D update"),
+             "mean D output (probability)", "Discriminator outputs")):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for k, label in zip(keys, labels):
+            line, = ax.plot(m["step"], m[k], lw=0.5, alpha=0.3)
+            ax.plot(m["step"], smooth(m[k], window), lw=1.5, color=line.get_color(), label=label)
+        if fname == "d_outputs.png":
+            ax.axhline(0.5, color="grey", lw=0.5, ls="--")
+            ax.set_ylim(0, 1)
+        ax.set(xlabel="step", ylabel=ylabel, title=f"{what} {title}".strip())
+        ax.legend(title=f"moving average of {window} steps" if window > 1 else None)
+        fig.tight_layout()
+        fig.savefig(run_dir / fname, dpi=110)
+        plt.close(fig)
+
+
+def make_gif(run_dir: Path, ms_per_frame: int = 300) -> None:
+    """progress.gif from the per-epoch grids (doubled in size when small, to stay visible)."""
+    frames = sorted((run_dir / "samples").glob("epoch_*.png"))
+    if not frames:
+        return
+    ims = []
+    for p in frames:
+        with Image.open(p) as im:
+            im = im.convert("L" if im.mode == "L" else "RGB")
+            k = 2 if im.width < 256 else 1
+            ims.append(im.resize((im.width * k, im.height * k), Image.NEAREST))
+    ims[0].save(run_dir / "progress.gif", save_all=True, append_images=ims[1:],
+                duration=ms_per_frame, loop=0)
+
+
+def finish(run_dir: Path, title: str = "") -> None:
+    plot_metrics(run_dir / "metrics.csv", run_dir, title)
+    make_gif(run_dir)
+
+
+# ----------------------------------------------------------------------------------------
+# The framework-neutral half of a training run, so that each train.py holds the loop and
+# its framework's code, and the three keep the same files, lines and plots.
+
+class Run:
+    """Set up by `start_run`; each train.py calls begin(step) once its checkpoint is
+    restored, log_step after every step, end_epoch with the fixed-noise images after every
+    epoch (and at the last step), and close at the end, interrupted or not."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume_from: Path | None, batches):
+        self.cfg, self.dir, self.resume_from, self.batches = cfg, run_dir, resume_from, batches
+        from .data import fixed_noise
+        from .config import N_FIXED
+        self.fixed_noise = fixed_noise(cfg.seed, cfg.nz, N_FIXED)
+        self.per_epoch = batches.per_epoch
+        self.last = total_steps(cfg, self.per_epoch)     # the step to stop after
+        self.epochs = -(-self.last // self.per_epoch)
+        self.metrics = self.bar = None
+
+    def begin(self, step: int) -> None:
+        from tqdm import tqdm
+        if step >= self.last:
+            raise UserError(f"{self.dir} is already at step {step} of {self.last}; to train "
+                            "further pass a larger --max-steps or --epochs with --resume")
+        write_config(self.dir, self.cfg)
+        if self.resume_from:
+            print(f"resuming {self.dir} at step {step}")
+        self.metrics = MetricsLog(self.dir / "metrics.csv", step if self.resume_from else None)
+        self.bar = tqdm(total=self.last, initial=step, unit="step", dynamic_ncols=True,
+                        desc=self.cfg.framework, mininterval=0.5)
+        self.epoch_start = time.perf_counter()
+
+    def log_step(self, step: int, m: dict, seconds: float) -> None:
+        self.metrics.write(step, (step - 1) // self.per_epoch + 1, m, seconds)
+        self.bar.set_postfix(postfix(m), refresh=False)
+        self.bar.update()
+        self.m = m
+
+    def end_epoch(self, step: int, images: np.ndarray) -> None:
+        """After the last step of an epoch (or of the run): the log line and the grid."""
+        epoch = (step - 1) // self.per_epoch + 1
+        self.bar.write(log_line(epoch, self.epochs, step - (epoch - 1) * self.per_epoch,
+                                self.per_epoch, self.m, time.perf_counter() - self.epoch_start))
+        save_grid(images, self.dir / "samples" / f"epoch_{epoch:03d}.png")
+        self.metrics.flush()
+        self.epoch_start = time.perf_counter()
+
+    def interrupted(self, step: int) -> None:
+        self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "
+                       f"--resume {self.dir}")
+
+    def close(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.metrics.close()
+        finish(self.dir, f"({self.cfg.framework})")
+        print(f"{step} steps done; run directory {self.dir}")
+
+
+def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -> Run:
+    """Resolve the config for the device, check it, open the run directory (new, or the
+    one to resume) and load the data. config.json is written by Run.begin, once the
+    checkpoint's step has been checked too."""
+    from .data import Batches, dataset_channels, load_images
+    from .config import default_out
+    from .spec import discriminator_spec, generator_spec
+    cfg = cfg.resolve(profile)
+    cfg.framework = framework
+    cfg.channels = dataset_channels(cfg)
+    cfg.out = cfg.out or default_out(cfg, framework)
+    generator_spec(cfg), discriminator_spec(cfg)            # a bad --image-size fails here
+    run_dir, resume_from = open_run_dir(cfg, checkpoint_name)
+    try:
+        images, cfg.data_source = load_images(cfg)
+        batches = Batches(images, cfg.batch_size, cfg.seed)
+    except BaseException:
+        if resume_from is None:                          # leave no empty run behind
+            (run_dir / "samples").rmdir()
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
+    print(f"data: {cfg.data_source}; {len(images):,} images of {images.shape[1:]}, "
+          f"{batches.per_epoch} steps per epoch")
+    return Run(cfg, run_dir, resume_from, batches)

@@ -1,0 +1,107 @@
+"""Portable weights: one .npz file that every implementation writes and reads.
+
+Layout (format "dcgan-portable-v1"), one float32 array per key, under the spec's names:
+
+    {net}.{layer}.kernel        (kh, kw, in, out)   see below
+    {net}.{layer}.bias          (out,)              only for layers with bias
+    {net}.{layer}.gamma         (out,)              BatchNorm scale
+    {net}.{layer}.beta          (out,)              BatchNorm shift
+    {net}.{layer}.running_mean  (out,)              BatchNorm statistics
+    {net}.{layer}.running_var   (out,)              (unbiased batch variance averaged in)
+    config                      a JSON string: the network's config and provenance
+
+net is "generator" or "discriminator", layer the spec's name ("g1", "d3", ...).
+
+The kernel K[i, j, c, o] means, with stride s and padding p of the spec, for a `conv`
+(cross-correlation, which all three frameworks compute):
+    out[y, x, o] = sum_{i, j, c} in[y*s - p + i, x*s - p + j, c] * K[i, j, c, o]
+and for a `conv_transpose` (each input pixel scatters a copy of the kernel):
+    out[y*s - p + i, x*s - p + j, o] += in[y, x, c] * K[i, j, c, o]
+which is PyTorch's ConvTranspose2d. In PyTorch terms: Conv2d.weight (o, c, i, j) is
+K.transpose(3, 2, 0, 1); ConvTranspose2d.weight (c, o, i, j) is K.transpose(2, 3, 0, 1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, UserError
+from .spec import Layer, discriminator_spec, generator_spec
+
+FORMAT = "dcgan-portable-v1"
+NETWORK_KEYS = ("arch", "image_size", "channels", "nz", "ngf", "ndf")
+
+
+def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    """Every key of a portable file for cfg's networks and the shape it must have."""
+    shapes = {}
+    for net, layers in (("generator", generator_spec(cfg)), ("discriminator", discriminator_spec(cfg))):
+        for l in layers:
+            shapes.update(layer_shapes(f"{net}.{l.name}", l))
+    return shapes
+
+
+def layer_shapes(prefix: str, l: Layer) -> dict[str, tuple[int, ...]]:
+    s = {f"{prefix}.kernel": (l.kernel, l.kernel, l.in_ch, l.out_ch)}
+    if l.bias:
+        s[f"{prefix}.bias"] = (l.out_ch,)
+    if l.batchnorm:
+        for k in ("gamma", "beta", "running_mean", "running_var"):
+            s[f"{prefix}.{k}"] = (l.out_ch,)
+    return s
+
+
+def network_config(cfg: Config) -> dict:
+    return {k: getattr(cfg, k) for k in NETWORK_KEYS}
+
+
+def save(path: str | Path, cfg: Config, arrays: dict[str, np.ndarray], **meta) -> None:
+    """Check every array against the spec, then write the file atomically."""
+    shapes = expected_shapes(cfg)
+    missing, extra = shapes.keys() - arrays.keys(), arrays.keys() - shapes.keys()
+    if missing or extra:
+        raise ValueError(f"portable weights: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    for k, shape in shapes.items():
+        if tuple(arrays[k].shape) != shape:
+            raise ValueError(f"portable weights: {k} has shape {arrays[k].shape}, spec says {shape}")
+    header = {"format": FORMAT, **network_config(cfg), **meta}
+    out = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    out["config"] = np.array(json.dumps(header))
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
+        np.savez(f, **out)
+    os.replace(f.name, path)
+
+
+def load(path: str | Path, cfg: Config | None = None) -> tuple[Config, dict[str, np.ndarray], dict]:
+    """Read a portable file. Returns (network Config, arrays, header). If cfg is given, the
+    file must hold that network; every array's shape is checked against the spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such weights file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        header = json.loads(str(arrays.pop("config")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path}: not a portable weights file ({e})") from None
+    if header.get("format") != FORMAT:
+        raise UserError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+    file_cfg = Config(**{k: header[k] for k in NETWORK_KEYS})
+    if cfg is not None:
+        diff = {k: (header[k], getattr(cfg, k)) for k in NETWORK_KEYS if header[k] != getattr(cfg, k)}
+        if diff:
+            what = ", ".join(f"{k} {a} (wanted {b})" for k, (a, b) in diff.items())
+            raise UserError(f"{path} holds another network: {what}")
+    shapes = expected_shapes(file_cfg)
+    for k, shape in shapes.items():
+        if k not in arrays:
+            raise UserError(f"{path}: array {k} is missing")
+        if arrays[k].shape != shape:
+            raise UserError(f"{path}: {k} has shape {arrays[k].shape}, its config needs {shape}")
+    return file_cfg, {k: arrays[k].astype(np.float32) for k in shapes}, header
