@@ -1,0 +1,69 @@
+"""Bad input: one clear message, a non-zero exit, nothing overwritten."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from common.config import parse_config
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "--lr: must be in (0"),
+    (["--lr", "abc"], "--lr: expected a number"),
+    (["--batch-size", "0"], "--batch-size: must be from 1"),
+    (["--epochs", "0"], "--epochs: must be >= 1"),
+    (["--beta1", "1"], "--beta1: must be in [0"),
+    (["--dataset", "imagenet"], "--dataset: invalid choice"),
+    (["--device", "tpu"], "--device: invalid choice"),
+    (["--resume", "/no/such/run"], "no such run directory"),
+])
+def test_bad_flags_exit_2_with_the_reason(flags, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_config(flags, "prog")
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def digest(d):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_errors_from_the_command_line_overwrite_nothing(tmp_path, cli):
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    before = digest(out)
+    r = cli("pytorch_impl.train", "--out", str(out), "--max-steps", "1")
+    assert r.returncode == 2 and "already exists and is not empty" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli("pytorch_impl.train", "--out", str(tmp_path / "new"), "--image-size", "28")
+    assert r.returncode == 2 and "--image-size 28 cannot be made" in r.stderr
+    assert not (tmp_path / "new").exists()
+    assert digest(out) == before
+
+
+def test_resume_refuses_another_config(tmp_path, cli):
+    r = cli("pytorch_impl.train", "--dataset", "synthetic", "--image-size", "16", "--ngf", "4",
+            "--ndf", "4", "--batch-size", "32", "--max-steps", "2", "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    before = digest(tmp_path / "r")
+    r = cli("pytorch_impl.train", "--resume", str(tmp_path / "r"), "--ngf", "8")
+    assert r.returncode == 2 and "--ngf 8 (run has 4)" in r.stderr
+    r = cli("pytorch_impl.train", "--resume", str(tmp_path / "r"))
+    assert r.returncode == 2 and "already at step 2" in r.stderr
+    assert digest(tmp_path / "r") == before
+
+
+def test_sample_rejects_bad_noise_and_weights(tmp_path, cli):
+    np.save(tmp_path / "z.npy", np.zeros((4, 7), np.float32))
+    (tmp_path / "w.npz").write_bytes(b"junk")
+    r = cli("pytorch_impl.sample", "--weights", str(tmp_path / "w.npz"), "--out", str(tmp_path / "s.png"))
+    assert r.returncode == 2 and "not a portable weights file" in r.stderr
+    r = cli("pytorch_impl.sample", "--weights", str(tmp_path / "w.npz"), "--out", str(tmp_path / "s.jpg"))
+    assert r.returncode == 2 and "must end in .png or .npy" in r.stderr
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_model_summary_rejects_impossible_size(cli):
+    r = cli("pytorch_impl.model", "--image-size", "48")
+    assert r.returncode == 2 and "power of two" in r.stderr and "Traceback" not in r.stderr
