@@ -94,19 +94,21 @@ def build(cfg: Config, seed: int = 0):
 # portable weights (layout: common/weights.py)
 
 def to_portable(generator, discriminator) -> dict:
+    """A snapshot: .numpy() would share memory with the live tensors, so every array is
+    copied (np.array) and later training steps cannot change an exported dict."""
     out = {}
     for net, model in (("generator", generator), ("discriminator", discriminator)):
         for name, blk in model.main.named_children():
-            w = blk.conv.weight.detach().cpu().numpy()
+            w = np.array(blk.conv.weight.detach().cpu())
             # Conv2d (O, I, kh, kw) -> (kh, kw, I, O); ConvTranspose2d (I, O, kh, kw) -> same
             perm = (2, 3, 0, 1) if isinstance(blk.conv, nn.ConvTranspose2d) else (2, 3, 1, 0)
             out[f"{net}.{name}.kernel"] = w.transpose(perm)
             if blk.conv.bias is not None:
-                out[f"{net}.{name}.bias"] = blk.conv.bias.detach().cpu().numpy()
+                out[f"{net}.{name}.bias"] = np.array(blk.conv.bias.detach().cpu())
             if hasattr(blk, "bn"):
                 for k, t in (("gamma", blk.bn.weight), ("beta", blk.bn.bias),
                              ("running_mean", blk.bn.running_mean), ("running_var", blk.bn.running_var)):
-                    out[f"{net}.{name}.{k}"] = t.detach().cpu().numpy()
+                    out[f"{net}.{name}.{k}"] = np.array(t.detach().cpu())
     return out
 
 

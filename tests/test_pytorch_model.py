@@ -126,3 +126,12 @@ def test_portable_round_trip_and_shape_checks(tmp_path):
         load_portable(g2, d2, bad)
     with pytest.raises(ValueError, match="generator.g1.kernel has shape"):
         weights.save(tmp_path / "bad.npz", c, bad)
+
+
+def test_portable_export_is_a_snapshot():
+    generator, discriminator = build(cfg(16, 1, 4, 4, 8))
+    before = to_portable(generator, discriminator)
+    generator.train()
+    generator(torch.randn(8, 8))                    # updates running stats in place
+    after = to_portable(generator, discriminator)
+    assert not np.allclose(before["generator.g1.running_mean"], after["generator.g1.running_mean"])
