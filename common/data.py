@@ -121,13 +121,23 @@ def _find(dirs: list[Path], name: str) -> Path | None:
     return None
 
 
+TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+
+
+def idx_dirs(data_dir: str | Path, sub: str, extra_dirs: list[Path] = ()) -> list[Path]:
+    """Where the IDX files of `sub` are looked for: data_dir/sub, torchvision's layout
+    (data_dir/MNIST/raw, data_dir/FashionMNIST/raw), then extra_dirs. Never a folder that
+    could hold the other dataset's files under the same names."""
+    root = Path(data_dir)
+    return [root / sub, root / sub / "raw", root / TORCHVISION_DIRS[sub] / "raw"] + list(extra_dirs)
+
+
 def _idx_images(cfg: Config, sub: str, files: dict, mirrors: list[str],
                 extra_dirs: list[Path]) -> tuple[np.ndarray, str] | None:
     """Train images from the data directory (torchvision's layout too), extra_dirs, or a
     download into data_dir/sub. None when no copy exists and the download fails."""
     root = Path(cfg.data_dir)
-    dirs = [root / sub, root / sub / "raw", root / sub.upper() / "raw",
-            root / "FashionMNIST" / "raw", root] + extra_dirs
+    dirs = idx_dirs(root, sub, extra_dirs)
     name = "train-images-idx3-ubyte.gz"
     path = _find(dirs, name)
     if path is None:

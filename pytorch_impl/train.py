@@ -63,9 +63,11 @@ def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
 
     # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
     g_optimizer.zero_grad(set_to_none=True)
-    d_fake_after = discriminator(fake)
+    discriminator.requires_grad_(False)           # the gradient flows through D to G, but
+    d_fake_after = discriminator(fake)            # D's own weight gradients are not needed
     g_loss = F.binary_cross_entropy_with_logits(d_fake_after, ones)
     g_loss.backward()
+    discriminator.requires_grad_(True)
     g_optimizer.step()
 
     # one device -> host copy per step instead of five

