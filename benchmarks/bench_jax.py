@@ -1,0 +1,31 @@
+"""time_steps(cfg, n) for JAX: seconds of each of n GAN steps on random data."""
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from common.config import ADAM_EPS
+from jax_impl.model import build
+from jax_impl.train import train_step
+
+
+def time_steps(cfg, n):
+    generator, discriminator = build(cfg)
+    adam = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)
+    g_optimizer = nnx.Optimizer(generator, adam, wrt=nnx.Param)
+    d_optimizer = nnx.Optimizer(discriminator, adam, wrt=nnx.Param)
+    rng = np.random.default_rng(0)
+    # jnp.asarray leaves arrays uncommitted, like the models' state: had real and z been
+    # committed (jax.device_put), the step's outputs would be too and call 2 would compile again
+    real = jnp.asarray(rng.uniform(-1, 1, (cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels)).astype(np.float32))
+    times = []
+    for i in range(n):
+        z = jnp.asarray(rng.standard_normal((cfg.batch_size, cfg.nz), np.float32))
+        t0 = time.perf_counter()
+        m = train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)
+        jax.block_until_ready(m)      # JAX dispatches asynchronously: wait for the step's results
+        times.append(time.perf_counter() - t0)
+    return times

@@ -1,0 +1,30 @@
+"""Generate images with JAX from portable weights written by any implementation.
+
+    python -m jax_impl.sample --weights runs/x/weights.npz --n 64 --out grid.png
+    python -m jax_impl.sample --weights runs/x/weights.npz --noise z.npy --out x.npy
+"""
+from common import runfiles, weights
+from common.config import load_noise, parse_sample_args, run_main
+from jax_impl.model import build, load_portable
+from jax_impl.train import generate, pick_device
+
+
+def sample(weights_path, z, device="auto"):
+    """G(z) in inference mode as float32 (N, H, W, C) in [-1, 1]."""
+    cfg, arrays, _ = weights.load(weights_path)
+    generator, discriminator = build(cfg)
+    load_portable(generator, discriminator, arrays)
+    return generate(generator, z, pick_device(device))
+
+
+def main(argv=None):
+    args = parse_sample_args(argv, "python -m jax_impl.sample")
+    cfg, _, header = weights.load(args.weights)
+    images = sample(args.weights, load_noise(args, cfg.nz), args.device)
+    runfiles.save_images(images, args.out)
+    print(f"wrote {len(images)} images of {images.shape[1:]} to {args.out} "
+          f"(weights written by {header.get('framework', '?')} at step {header.get('step', '?')})")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,223 @@
+"""Train the DCGAN with JAX (Flax NNX + optax).
+
+    python -m jax_impl.train                              # MNIST, defaults for this device
+    python -m jax_impl.train --max-steps 20 --out runs/try
+    python -m jax_impl.train --resume runs/try --max-steps 40
+    python -m jax_impl.train --dataset celeba --data-dir data --device gpu
+
+The jax wheel from PyPI runs on the CPU only. For an NVIDIA GPU install the CUDA build
+of the same version: pip install -U "jax[cuda12]==0.10.2" (or jax[cuda13] with a CUDA 13
+driver); `--device auto` then uses it.
+"""
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from common import data, runfiles, weights
+from common.config import ADAM_EPS, UserError, parse_config, run_main
+from jax_impl.model import build, to_portable
+
+FRAMEWORK = "jax"
+CHECKPOINT = "checkpoint.npz"
+
+
+# ========================================================================================
+# device
+
+def pick_device(wanted: str) -> jax.Device:
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:                  # "Unknown backend: 'gpu' requested": CPU-only jaxlib
+        gpus = []
+    if wanted == "gpu" and not gpus:
+        raise UserError("--device gpu: JAX sees no GPU (the jax wheel from PyPI is CPU-only; "
+                        "for CUDA: pip install -U \"jax[cuda12]==0.10.2\"); use --device cpu or auto")
+    if wanted in ("auto", "gpu") and gpus:
+        return gpus[0]
+    return jax.devices("cpu")[0]
+
+
+def describe_device(device: jax.Device) -> str:
+    if device.platform == "gpu":
+        return f"gpu ({device.device_kind})"
+    if device.platform == "cpu":
+        return f"cpu (XLA, {os.cpu_count()} cores)"
+    return device.platform
+
+
+# ========================================================================================
+# one GAN step
+
+def bce(logits, label: float):
+    """Binary cross-entropy with logits, mean over the batch (BCEWithLogitsLoss's default)."""
+    return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)).mean()
+
+
+@nnx.jit
+def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
+    """One D update then one G update on the same z. Returns the step's metrics.
+    All four objects are updated in place: nnx.jit carries their new state out."""
+    # G's one forward pass. nnx.vjp keeps what backprop through G needs, the part that
+    # autograd's graph of `fake` plays in PyTorch; g_backward(d loss / d fake) gives G's
+    # gradients. Recomputing G(z) inside a G loss function instead would run G's
+    # BatchNorm a second time and average its statistics in twice.
+    fake, g_backward = nnx.vjp(lambda generator: generator(z), generator, graph=False)
+
+    # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
+    def d_loss_fn(discriminator):
+        d_real = discriminator(real)              # real and fake in two calls, so that
+        d_fake = discriminator(fake)              # BatchNorm normalises each batch alone
+        return bce(d_real, 1.0) + bce(d_fake, 0.0), (d_real, d_fake)
+
+    # What plays the part of detach(): JAX differentiates only with respect to the
+    # argument it is given, here D. `fake` is a plain array inside d_loss_fn, so no
+    # gradient can reach G; no jax.lax.stop_gradient is needed.
+    (d_loss, (d_real, d_fake)), d_grads = nnx.value_and_grad(d_loss_fn, has_aux=True)(discriminator)
+    d_optimizer.update(discriminator, d_grads)
+
+    # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
+    def g_loss_fn(fake, discriminator):
+        d_fake_after = discriminator(fake)
+        return bce(d_fake_after, 1.0), d_fake_after
+
+    (g_loss, d_fake_after), fake_grad = nnx.value_and_grad(g_loss_fn, has_aux=True)(fake, discriminator)
+    (g_grads,) = g_backward(fake_grad)            # the chain rule on into G: loss.backward()
+    g_optimizer.update(generator, g_grads)
+
+    return jnp.stack([d_loss, g_loss, jax.nn.sigmoid(d_real).mean(),
+                      jax.nn.sigmoid(d_fake).mean(), jax.nn.sigmoid(d_fake_after).mean()])
+
+
+def step_metrics(values) -> dict:
+    # one device -> host copy per step instead of five
+    return dict(zip(runfiles.METRICS, np.asarray(values).tolist()))
+
+
+# ========================================================================================
+# sampling
+
+@nnx.jit
+def forward(generator, z):
+    return generator(z)
+
+
+def generate(generator, z: np.ndarray, device) -> np.ndarray:
+    """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32."""
+    generator.eval()
+    images = np.asarray(forward(generator, jax.device_put(z, device)))
+    generator.train()
+    return images
+
+
+# ========================================================================================
+# checkpoints
+
+# checkpoint.npz, a plain NumPy archive: one array per variable of the four objects'
+# nnx.state, under "generator/main/g1/conv/kernel", "g_optimizer/opt_state/0/mu/main/...",
+# and so on, with dtypes kept (Adam's step counts are integers), plus "step" and
+# "config" (JSON). np.load reads it without JAX; orbax would do the same job with more
+# machinery than four small pytrees need.
+PARTS = ("generator", "discriminator", "g_optimizer", "d_optimizer")
+
+
+def flat_state(obj) -> dict:
+    return {"/".join(map(str, path)): v for path, v in nnx.to_flat_state(nnx.state(obj))}
+
+
+def save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, step, cfg):
+    # The data order and the noise are functions of (seed, step): step is all the position.
+    arrays = {f"{name}/{k}": np.asarray(v) for name, obj in zip(PARTS, (generator, discriminator, g_optimizer, d_optimizer))
+              for k, v in flat_state(obj).items()}
+    arrays.update(step=np.array(step), config=np.array(cfg.to_json()))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:                # a file object: np.savez(path) adds ".npz"
+            np.savez(f, **arrays)
+    runfiles.atomic_save(path, write)
+
+
+def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device) -> int:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        for name, obj in zip(PARTS, (generator, discriminator, g_optimizer, d_optimizer)):
+            new = []
+            for key, v in flat_state(obj).items():
+                a = arrays[f"{name}/{key}"]
+                if a.shape != v.shape or a.dtype != v.dtype:
+                    raise ValueError(f"{name}/{key} is {a.dtype}{list(a.shape)}, the model needs {v.dtype}{list(v.shape)}")
+                new.append((tuple(key.split("/")), a))
+            state = nnx.state(obj)
+            for (path, var), (_, a) in zip(nnx.to_flat_state(state), new):
+                var.value = jax.device_put(a, device)
+            nnx.update(obj, state)
+        return int(arrays["step"])
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise UserError(f"{path}: cannot restore this checkpoint ({str(e).splitlines()[0]})") from None
+
+
+# ========================================================================================
+# the training loop
+
+def train(cfg):
+    """Train as cfg says and return the run directory. Tests call this directly."""
+    device = pick_device(cfg.device)
+    print(f"device: {describe_device(device)}")
+    jax.config.update("jax_default_device", device)    # JAX's .to(device): arrays and jitted steps
+    run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.platform == "cpu" else "gpu", CHECKPOINT)
+    cfg = run.cfg
+
+    generator, discriminator = build(cfg, cfg.seed)
+    tx = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)  # optax, like PyTorch, adds eps to the bias-corrected sqrt(v)
+    g_optimizer = nnx.Optimizer(generator, tx, wrt=nnx.Param)        # BatchStat (running statistics) is not trained
+    d_optimizer = nnx.Optimizer(discriminator, tx, wrt=nnx.Param)
+    step = 0
+    if run.resume_from:
+        step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, device)
+    # jit compiles for its inputs' placement, and the step's outputs come back committed to
+    # the device: commit every array now, or step 2 compiles the whole step a second time
+    for obj in (generator, discriminator, g_optimizer, d_optimizer):
+        nnx.update(obj, jax.device_put(nnx.state(obj), device))
+    run.begin(step)
+
+    def checkpoint():
+        save_checkpoint(run.dir / CHECKPOINT, generator, discriminator, g_optimizer, d_optimizer, step, cfg)
+
+    generator.train()
+    discriminator.train()
+    try:
+        while step < run.last:
+            epoch, start = divmod(step, run.per_epoch)
+            for real in run.batches.epoch(epoch, start):
+                t0 = time.perf_counter()
+                real = jax.device_put(real, device)                 # NHWC already: JAX's layout
+                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz), device)
+                m = step_metrics(train_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
+                step += 1
+                run.log_step(step, m, time.perf_counter() - t0)
+                if step == run.last:
+                    break
+            run.end_epoch(step, generate(generator, run.fixed_noise, device))
+            checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        run.interrupted(step)
+        raise
+    finally:
+        weights.save(run.dir / "weights.npz", cfg, to_portable(generator, discriminator),
+                     framework=FRAMEWORK, step=step)
+        run.close(step)
+    return run.dir
+
+
+def main(argv=None):
+    return train(parse_config(argv, "python -m jax_impl.train"))
+
+
+if __name__ == "__main__":
+    run_main(main)

