@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import spec, weights
+from common import spec
 from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
 
 # ----------------------------------------------------------------------------------------
