@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import pickle
 import time
 import warnings
@@ -37,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import data
+from . import data, runfiles
 from .config import UserError, run_main
 
 JUDGE_SIZE = 28                 # MNIST's size: the judge sees every image at 28x28
@@ -257,10 +256,7 @@ def load_judge(dataset: str, data_dir: str = "data", cache_dir: str | Path | Non
         cache.mkdir(parents=True, exist_ok=True)
         fields = {k: getattr(judge, k) for k in ("model", "dataset", "classes", "source",
                                                  "accuracy", "n_train", "x_test", "y_test", "seconds")}
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({"key": key, "judge": fields}, f)
-        os.replace(tmp, path)
+        runfiles.atomic_save(path, lambda tmp: tmp.write_bytes(pickle.dumps({"key": key, "judge": fields})))
         judge.path, where = path, f"cached in {path}"
     except OSError as e:
         where = f"not cached ({e})"

@@ -52,17 +52,21 @@ def write_config(run_dir: Path, cfg: Config) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_save(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_save(path: Path, save_fn) -> None:
     """save_fn(tmp_path) writes the file; it replaces `path` only once complete, so an
-    interrupted save never leaves a broken checkpoint behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    save_fn(tmp)
-    os.replace(tmp, path)
+    interrupted save never leaves a broken checkpoint behind. The temporary name is
+    "tmp-<name>" in the same folder: same file system, and the same suffix, which some
+    savers insist on (Keras's .keras)."""
+    tmp = path.with_name("tmp-" + path.name)
+    try:
+        save_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def total_steps(cfg: Config, per_epoch: int) -> int:

@@ -12,7 +12,13 @@ A section starts at a banner, two comment lines at the start of a line:
 and runs to the next banner or the end of the file. What comes before the first banner
 (docstring, imports, constants) is the section "header"; a file with no banner is one
 section, "whole file". The banner's name, lowercased and cut at the first ':' or '(', is
-the key that lines the three columns up. The notes under each section are ours, keyed by
+the key that lines the three columns up. Inside a section, a numbered step comment at any
+indentation,
+
+        # (1) Update D: anything after ':' is commentary
+
+starts a sub-section ("one gan step / update d") that runs to the next one or the end of
+the section, so that the D step and the G step of one function line up on their own. The notes under each section are ours, keyed by
 "<file>/<key>" in NOTES below. Framework-free: the sources are read as text, never imported.
 The output is deterministic (no dates, no absolute paths), so a test can compare bytes.
 """
@@ -89,19 +95,33 @@ NOTES = {
         "TensorFlow runs every op on a GPU when it sees one, so `--device cpu` hides the GPUs.",
     ],
     "train.py/one gan step": [
-        "D step, where gradients stop: PyTorch `fake.detach()`; JAX differentiates with "
-        "respect to D's parameters only and `fake` enters as a plain array; Keras made `fake` "
-        "before `d_tape` started recording, and takes the gradient for D's `trainable_variables`.",
-        "G step: G runs once per step and its gradient goes back through that same forward "
-        "pass: PyTorch's autograd graph kept in `fake`, JAX's `g_backward` from `nnx.vjp`, "
-        "Keras's `g_tape`, reopened. D's own weight gradients are not computed there: PyTorch "
-        "turns them off (`requires_grad_(False)`), JAX and Keras ask only for G's.",
+        "The step's shape, the same in all three: G runs once, D is updated on real and fake, "
+        "then G is updated through the updated D on the same fake batch.",
         "How state is carried: PyTorch mutates modules and optimizers in place "
         "(`zero_grad`, `backward`, `step`); JAX's `@nnx.jit` compiles the step and writes the new "
-        "state back into the NNX objects (`optimizer.update(model, grads)`); Keras keeps everything "
-        "in a `GAN(keras.Model)` whose `train_step` `fit` calls (`optimizer.apply`).",
+        "state back into the NNX objects; Keras keeps everything in a `GAN(keras.Model)` whose "
+        "`train_step` `fit` calls, and compiles it into a `tf.function`.",
+        "What G's backward pass needs is kept from the one forward pass: PyTorch's autograd graph "
+        "hangs on `fake`; JAX keeps `g_backward` from `nnx.vjp` (a second G(z) inside a loss "
+        "function would move G's BatchNorm statistics twice); Keras opens `g_tape` around G(z).",
         "Keras's Adam adds eps to the uncorrected sqrt(v): `PyTorchAdam` computes the update as "
-        "PyTorch and optax do. BatchNorm: real and fake go through D in two calls, in training mode.",
+        "PyTorch and optax do.",
+    ],
+    "train.py/one gan step / update d": [
+        "Where gradients stop: PyTorch `fake.detach()`; JAX differentiates with respect to D's "
+        "parameters only and `fake` enters as a plain array; Keras made `fake` before `d_tape` "
+        "started recording, and takes the gradient for D's `trainable_variables`.",
+        "BatchNorm: real and fake go through D in two calls, in training mode, so each batch is "
+        "normalised with its own statistics (one call on both would mix them).",
+        "The update: PyTorch `zero_grad` / `backward` / `step`; JAX `nnx.value_and_grad` then "
+        "`optimizer.update(model, grads)`; Keras `tape.gradient` then `optimizer.apply`.",
+    ],
+    "train.py/one gan step / update g": [
+        "The gradient goes through D into G, but D's own weight gradients are not computed: "
+        "PyTorch turns them off (`requires_grad_(False)`), JAX and Keras ask only for what G needs "
+        "(JAX the gradient with respect to `fake`, then `g_backward`; Keras G's variables).",
+        "The metrics leave the device in one copy per step: a stacked tensor in PyTorch and JAX; "
+        "Keras returns a dict, which `fit` hands to the callbacks.",
     ],
     "train.py/sampling": [
         "BatchNorm in inference mode (running statistics): PyTorch `eval()` under "
@@ -134,19 +154,53 @@ NOTES = {
 
 RULE = re.compile(r"#\s?([=-])\1{9,}\s*")
 NAME = re.compile(r"#\s+(\S.*?)\s*")
+STEP = re.compile(r"\s*#\s\((\d+)\)\s+(\S.*?)\s*")     # '    # (1) Update D: ...'
 
 
 @dataclass(frozen=True)
 class Section:
     key: str            # what aligns the columns
-    title: str          # the banner as written
-    start: int          # first line (1-based): the banner, or 1
+    title: str          # the banner (or step comment) as written
+    start: int          # first line (1-based): the banner, the step comment, or 1
     end: int            # last non-blank line
     body: int           # first line shown: after the banner and the blank lines below it
+    label: str = ""     # the name in headings: the title cut at ':' ('one GAN step · (1) Update D')
 
 
 def section_key(title: str) -> str:
     return re.split(r"[:(]", title, maxsplit=1)[0].strip().lower()
+
+
+def step_name(line: str):
+    """'(1) Update D' for a step comment line, else None."""
+    m = STEP.fullmatch(line)
+    return f"({m.group(1)}) {m.group(2).split(':', 1)[0].strip()}" if m else None
+
+
+def step_key(parent_key: str, name: str) -> str:
+    """'one gan step / update d' for the step '(1) Update D' of section 'one gan step'."""
+    return f"{parent_key} / {name.split(')', 1)[1].strip().lower()}"
+
+
+def last_line(lines: list, start: int, stop: int) -> int:
+    """The last non-blank line (1-based) among lines[start:stop], or start if none."""
+    while stop > start and not lines[stop - 1].strip():
+        stop -= 1
+    return stop
+
+
+def split_steps(lines: list, s: "Section") -> list:
+    """The section, cut at its numbered step comments: [head, step 1, step 2, ...]."""
+    marks = [i for i in range(s.body - 1, s.end) if step_name(lines[i])]
+    if not marks:
+        return [s]
+    out = [Section(s.key, s.title, s.start, last_line(lines, s.start - 1, marks[0]), s.body, s.label)]
+    for n, i in enumerate(marks):
+        stop = marks[n + 1] if n + 1 < len(marks) else s.end
+        name = step_name(lines[i])
+        out.append(Section(step_key(s.key, name), lines[i].strip().lstrip("#").strip(), i + 1,
+                           last_line(lines, i, stop), i + 1, f"{s.label} · {name}"))
+    return out
 
 
 def parse_sections(text: str) -> list:
@@ -167,7 +221,8 @@ def parse_sections(text: str) -> list:
             if end == 0:
                 continue
             title = WHOLE_FILE if not starts else HEADER
-        sections.append(Section(section_key(title), title, i + 1, end, body + 1))
+        label = re.split(r"[:(]", title, maxsplit=1)[0].strip()
+        sections += split_steps(lines, Section(section_key(title), title, i + 1, end, body + 1, label))
     return sections
 
 
@@ -251,8 +306,7 @@ def slug(text: str) -> str:
 
 def heading(f: str, key: str, cols: dict) -> str:
     """'train.py · one GAN step': the name as the first implementation that has it writes it."""
-    title = next((c.section.title for c in cols.values() if c is not None), key)
-    return f"{f} · {re.split(r'[:(]', title, maxsplit=1)[0].strip()}"
+    return f"{f} · " + next((c.section.label for c in cols.values() if c is not None), key)
 
 
 def link(col: Column) -> str:

@@ -114,6 +114,13 @@ class GAN(keras.Model):
         """Steps trained so far: the optimizers count their updates and save the count."""
         return int(self.g_optimizer.iterations)
 
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.cfg)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(Config.from_dict(config["config"]))
+
     def train_step(self, batch):
         """One D update then one G update on the same z. Returns the step's metrics.
         tf.GradientTape is what ties this method, and this file, to the TensorFlow backend:
@@ -126,6 +133,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)   # the step's only G forward, so G's
                                                       # BatchNorm statistics move once
+
         # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
         with tf.GradientTape() as d_tape:
             d_real = self.discriminator(real, training=True)  # real and fake in two calls, so
@@ -149,13 +157,6 @@ class GAN(keras.Model):
             mean.update_state(v)
         return {**values, **{m.name: m.result() for m in self.means}}
 
-    def get_config(self):
-        return {"config": dataclasses.asdict(self.cfg)}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(Config.from_dict(config["config"]))
-
 
 # ========================================================================================
 # sampling
@@ -171,10 +172,8 @@ def generate(generator, z: np.ndarray) -> np.ndarray:
 def save_checkpoint(path, gan):
     # Keras' own format: the GAN's config, and every variable it tracks (both networks, the
     # optimizers' moments and step counts). The data order and the noise are functions of
-    # (seed, step): the step is all the position. Keras insists on the .keras suffix.
-    tmp = path.with_name("saving-" + path.name)
-    gan.save(tmp)
-    os.replace(tmp, path)
+    # (seed, step): the step is all the position.
+    runfiles.atomic_save(path, gan.save)
 
 
 def load_checkpoint(path, gan) -> int:

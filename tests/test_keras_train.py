@@ -71,6 +71,7 @@ def test_checkpoint_holds_the_optimizer_state(tmp_path):
     batches = ((images[64 * i:64 * (i + 1)], data.noise(0, i, 64, 16)) for i in range(3))
     saved.fit(batches, steps_per_epoch=3, verbose=0, shuffle=False)
     train_mod.save_checkpoint(tmp_path / "c.keras", saved)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.keras"]      # no temporary left
     assert train_mod.load_checkpoint(tmp_path / "c.keras", loaded) == saved.step == 3
     for opt in ("d_optimizer", "g_optimizer"):
         a, b = values(getattr(saved, opt).variables), values(getattr(loaded, opt).variables)

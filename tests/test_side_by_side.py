@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 
 # the parts of the program the issue names, in the order the three train.py / model.py keep
 REQUIRED = {"model.py": ["networks", "initialisation"],
-            "train.py": ["one gan step", "sampling", "checkpoints", "the training loop"]}
+            "train.py": ["one gan step", "one gan step / update d", "one gan step / update g",
+                         "sampling", "checkpoints", "the training loop"]}
 
 
 def source_lines(path):
@@ -65,6 +66,38 @@ def test_banners_cut_sections_with_their_line_ranges():
         ("summary", 23, 25, 25),                   # a rule with no name line below is code
     ]
     assert s[2].title == "Portable Weights (layout: common/weights.py)"
+
+
+STEPS = '''# ==========
+# one GAN step
+def step():
+    x = 1
+
+    # (1) Update D: commentary
+    d = 2
+    # (2) Update G
+    g = 3
+
+
+# ==========
+# sampling
+# (1) Not after a banner's name line: still a step
+y = 4
+'''
+
+
+def test_numbered_step_comments_cut_a_section_into_steps():
+    s = sbs.parse_sections(STEPS)
+    assert [(x.key, x.start, x.end, x.body, x.label) for x in s] == [
+        ("one gan step", 1, 4, 3, "one GAN step"),                       # to the last line before step 1
+        ("one gan step / update d", 6, 7, 6, "one GAN step · (1) Update D"),
+        ("one gan step / update g", 8, 9, 8, "one GAN step · (2) Update G"),  # to the section's end
+        ("sampling", 12, 13, 14, "sampling"),                            # only its banner before step 1
+        ("sampling / not after a banner's name line", 14, 15, 14,
+         "sampling · (1) Not after a banner's name line"),
+    ]
+    assert sbs.step_name("    # (12) Update D: x") == "(12) Update D"
+    assert sbs.step_name("    # 1) Update D") is None and sbs.step_name("x = 1  # (1) y") is None
 
 
 def test_a_file_without_banners_is_one_section_and_one_starting_with_one_has_no_header():
@@ -204,11 +237,15 @@ def check_link(href, label):
     path, a, b = m.group(1), int(m.group(2)), int(m.group(3))
     lines = source_lines(path)
     assert 1 <= a <= b <= len(lines), href
-    if a > 1:
+    if a > 1 and sbs.step_name(lines[a - 1]):        # a numbered step inside a section
+        parent, step = label.split(" / ", 1)
+        assert sbs.step_key(parent, sbs.step_name(lines[a - 1])) == label, (href, lines[a - 1])
+    elif a > 1:
         assert sbs.RULE.fullmatch(lines[a - 1]) and sbs.NAME.fullmatch(lines[a]), (href, lines[a - 1:a + 1])
         assert sbs.section_key(lines[a][1:].strip()) == label, (href, lines[a])
     assert lines[b - 1].strip(), href
-    assert b == len(lines) or not lines[b].strip() or sbs.RULE.fullmatch(lines[b]), href
+    assert (b == len(lines) or not lines[b].strip() or sbs.RULE.fullmatch(lines[b])
+            or sbs.step_name(lines[b])), href
     return path, a, b
 
 
