@@ -35,6 +35,7 @@ from .spec import Layer, discriminator_spec, generator_spec
 
 FORMAT = "dcgan-portable-v1"
 NETWORK_KEYS = ("arch", "image_size", "channels", "nz", "ngf", "ndf")
+RUNNING_STATS = (".running_mean", ".running_var")   # BatchNorm state, not parameters
 
 
 def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
@@ -54,6 +55,13 @@ def layer_shapes(prefix: str, l: Layer) -> dict[str, tuple[int, ...]]:
         for k in ("gamma", "beta", "running_mean", "running_var"):
             s[f"{prefix}.{k}"] = (l.out_ch,)
     return s
+
+
+def running_stats(arrays: dict, net: str) -> dict:
+    """The BatchNorm running means and variances of one network ("generator" or
+    "discriminator"): the state a training step changes besides the weights."""
+    return {k: v for k, v in arrays.items()
+            if k.startswith(net + ".") and k.endswith(RUNNING_STATS)}
 
 
 def network_config(cfg: Config) -> dict:

@@ -11,7 +11,7 @@ from jax import lax
 from common import spec, weights
 from common.config import BN_EPS, BN_MOMENTUM, Config
 from jax_impl.model import BatchNorm, ConvTranspose, build, conv_transpose, layer_table, load_portable, to_portable
-from tests.test_pytorch_model import conv_ref, conv_transpose_ref
+from tests.helpers import layer_ref
 
 
 def cfg(size, channels, ngf=64, ndf=64, nz=100):
@@ -115,7 +115,7 @@ def test_portable_layout_means_what_weights_py_says():
                                   spec.generator_spec(c) if net == "generator" else spec.discriminator_spec(c)):
             x = rng.standard_normal((5, 5, l.in_ch)).astype(np.float32)
             k = arrays[f"{net}.{name}.kernel"].astype(np.float64)
-            ref = (conv_transpose_ref if l.kind == "conv_transpose" else conv_ref)(x, k, l.stride, l.padding)
+            ref = layer_ref(l.kind)(x, k, l.stride, l.padding)
             got = np.asarray(blk.conv(x[None]))[0]
             np.testing.assert_allclose(got, ref, atol=1e-5, err_msg=f"{net}.{name}")
 

@@ -9,37 +9,21 @@ import optax
 import pytest
 from flax import nnx
 
-from common import runfiles, weights
+from common import runfiles
 from common.config import ADAM_EPS, Config, UserError, parse_config
 from jax_impl import train as train_mod
 from jax_impl.model import build, load_portable, to_portable
 from jax_impl.sample import sample
-
-TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
-        "--nz", "16", "--batch-size", "64", "--device", "cpu"]   # 512 images: 8 steps/epoch
+from tests import helpers
 
 
 def run(out, *extra):
-    return train_mod.train(parse_config(TINY + ["--out", str(out), *extra], "test"))
-
-
-def metrics_without_time(run_dir):
-    m = runfiles.read_metrics(run_dir / "metrics.csv")
-    return np.stack([m[c] for c in runfiles.COLUMNS[:-1]], axis=1)
+    return helpers.run_tiny(train_mod.train, out, *extra)
 
 
 def test_short_run_writes_every_file(tmp_path):
     d = run(tmp_path / "r", "--max-steps", "10")
-    for f in ["config.json", "metrics.csv", "losses.png", "d_outputs.png", "progress.gif",
-              "checkpoint.npz", "weights.npz", "samples/epoch_001.png", "samples/epoch_002.png"]:
-        assert (d / f).is_file() and (d / f).stat().st_size > 0, f
-    m = runfiles.read_metrics(d / "metrics.csv")
-    assert m["step"].tolist() == list(range(1, 11))
-    assert m["epoch"].tolist() == [1] * 8 + [2] * 2
-    assert np.all((m["d_real"] > 0) & (m["d_real"] < 1)) and np.all(m["d_loss"] > 0)
-    cfg = json.loads((d / "config.json").read_text())
-    assert cfg["framework"] == "jax" and cfg["profile"] == "cpu" and cfg["channels"] == 1
-    assert weights.load(d / "weights.npz")[2]["step"] == 10
+    helpers.check_short_run(d, "jax", "checkpoint.npz")
     # the checkpoint is a plain archive that NumPy reads without JAX
     with np.load(d / "checkpoint.npz", allow_pickle=False) as f:
         assert int(f["step"]) == 10 and json.loads(str(f["config"]))["framework"] == "jax"
@@ -49,35 +33,11 @@ def test_short_run_writes_every_file(tmp_path):
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    whole = run(tmp_path / "whole", "--max-steps", "12")
-    part = run(tmp_path / "part", "--max-steps", "5")          # stops mid-epoch 1
-    train_mod.train(parse_config(["--resume", str(part), "--max-steps", "12"], "test"))
-    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(part))
-    _, a, _ = weights.load(whole / "weights.npz")
-    _, b, _ = weights.load(part / "weights.npz")
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    helpers.check_resume_equals_an_uninterrupted_run(train_mod.train, tmp_path)
 
 
 def test_interrupted_run_keeps_its_progress(tmp_path, monkeypatch):
-    real_step = train_mod.train_step
-    calls = []
-
-    def step_then_interrupt(*args):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real_step(*args)
-
-    monkeypatch.setattr(train_mod, "train_step", step_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "r", "--max-steps", "12")
-    d = tmp_path / "r"
-    assert weights.load(d / "weights.npz")[2]["step"] == 3
-    monkeypatch.setattr(train_mod, "train_step", real_step)
-    train_mod.train(parse_config(["--resume", str(d), "--max-steps", "12"], "test"))
-    whole = run(tmp_path / "whole", "--max-steps", "12")
-    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(d))
+    helpers.check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch)
 
 
 def test_the_step_compiles_once(tmp_path, caplog):
@@ -105,27 +65,14 @@ def test_a_broken_checkpoint_is_one_line(tmp_path, cli):
 
 def test_sample_png_and_npy(tmp_path, cli):
     d = run(tmp_path / "r", "--max-steps", "3")
-    z = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
-    np.save(tmp_path / "z.npy", z)
-    r = cli("jax_impl.sample", "--weights", str(d / "weights.npz"), "--noise", str(tmp_path / "z.npy"),
-            "--out", str(tmp_path / "s.npy"))
-    assert r.returncode == 0, r.stderr
-    x = np.load(tmp_path / "s.npy")
-    assert x.shape == (6, 16, 16, 1) and x.dtype == np.float32
-    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
-    np.testing.assert_allclose(x, sample(d / "weights.npz", z, "cpu"), atol=1e-6)
-    assert not np.allclose(x[0], x[1])
-    r = cli("jax_impl.sample", "--weights", str(d / "weights.npz"), "--n", "10", "--out", str(tmp_path / "g.png"))
-    assert r.returncode == 0, r.stderr
-    from PIL import Image
-    assert Image.open(tmp_path / "g.png").size == (8 * 18 + 2, 2 * 18 + 2)
+    helpers.check_sample_command(cli, "jax_impl", d, sample, tmp_path)
 
 
 def test_weights_written_by_pytorch_sample_the_same_here(tmp_path):
     """A generator trained in PyTorch samples in JAX: same images from the same z."""
     from pytorch_impl.sample import sample as torch_sample
     from pytorch_impl.train import train as torch_train
-    d = torch_train(parse_config(TINY + ["--out", str(tmp_path / "pt"), "--max-steps", "3"], "test"))
+    d = torch_train(parse_config(helpers.TINY + ["--out", str(tmp_path / "pt"), "--max-steps", "3"], "test"))
     z = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
     np.testing.assert_allclose(sample(d / "weights.npz", z, "cpu"), torch_sample(d / "weights.npz", z, "cpu"),
                                rtol=0, atol=1e-5)
@@ -136,7 +83,7 @@ def test_one_step_matches_pytorch():
     metrics, the new weights and the running statistics (G's moved once, D's three times)
     agree. A D update that reached G, or G's BatchNorm run twice, would not."""
     import torch
-    from pytorch_impl.model import build as torch_build, load_portable as torch_load, to_portable as torch_portable
+    from pytorch_impl.model import build as torch_build, to_portable as torch_portable
     from pytorch_impl.train import train_step as torch_step
     c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=32)
     tg, td = torch_build(c, seed=5)

@@ -18,6 +18,7 @@ from common.config import BN_EPS, Config
 from keras_impl.model import (BatchNorm, batchnorm_of, blocks, build, layer_table,
                               load_portable, summary, to_portable)
 from pytorch_impl import model as torch_model
+from tests.helpers import layer_ref
 
 
 def cfg(size, channels, ngf=64, ndf=64, nz=100):
@@ -114,30 +115,6 @@ def test_dcgan_initialisation_and_seed():
             assert not np.array_equal(a, o)
 
 
-def conv_ref(x, k, s, p):
-    """out[y, x, o] = sum in[y*s - p + i, x*s - p + j, c] K[i, j, c, o]  (weights.py)"""
-    h, w, _ = x.shape
-    kh, kw, _, o = k.shape
-    xp = np.pad(x, ((p, p), (p, p), (0, 0)))
-    oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
-    out = np.zeros((oh, ow, o))
-    for y in range(oh):
-        for xx in range(ow):
-            out[y, xx] = np.einsum("ijc,ijco->o", xp[y * s:y * s + kh, xx * s:xx * s + kw], k)
-    return out
-
-
-def conv_transpose_ref(x, k, s, p):
-    """out[y*s - p + i, x*s - p + j, o] += in[y, x, c] K[i, j, c, o]  (weights.py)"""
-    h, w, _ = x.shape
-    kh, kw, _, o = k.shape
-    full = np.zeros(((h - 1) * s + kh, (w - 1) * s + kw, o))
-    for y in range(h):
-        for xx in range(w):
-            full[y * s:y * s + kh, xx * s:xx * s + kw] += np.einsum("c,ijco->ijo", x[y, xx], k)
-    return full[p:full.shape[0] - p, p:full.shape[1] - p]
-
-
 def test_portable_layout_means_what_weights_py_says():
     """Keras' transposed kernel is (kh, kw, out, in) and must be swapped, not flipped, and
     'same' must pad like PyTorch's p1. The input is 6x6: on even sizes (all the networks
@@ -151,7 +128,7 @@ def test_portable_layout_means_what_weights_py_says():
         for blk, l in zip(blocks(model), layers):
             x = rng.standard_normal((6, 6, l.in_ch))
             k = arrays[f"{net}.{l.name}.kernel"].astype(np.float64)
-            ref = (conv_transpose_ref if l.kind == "conv_transpose" else conv_ref)(x, k, l.stride, l.padding)
+            ref = layer_ref(l.kind)(x, k, l.stride, l.padding)
             got = keras.ops.convert_to_numpy(blk.get_layer("conv")(x[None].astype(np.float32)))[0]
             np.testing.assert_allclose(got, ref, atol=1e-5, err_msg=f"{net}.{l.name}")
 

@@ -16,24 +16,17 @@ import pytest
 import torch
 
 from common import data, runfiles, weights
-from common.config import ADAM_EPS, Config, UserError, parse_config
+from common.config import ADAM_EPS, Config, UserError
 from keras_impl import model as keras_model
 from keras_impl import train as train_mod
 from keras_impl.sample import sample
 from pytorch_impl import model as torch_model
 from pytorch_impl import train as torch_train
-
-TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
-        "--nz", "16", "--batch-size", "64", "--device", "cpu"]   # 512 images: 8 steps/epoch
+from tests import helpers
 
 
 def run(out, *extra):
-    return train_mod.train(parse_config(TINY + ["--out", str(out), *extra], "test"))
-
-
-def metrics_without_time(run_dir):
-    m = runfiles.read_metrics(run_dir / "metrics.csv")
-    return np.stack([m[c] for c in runfiles.COLUMNS[:-1]], axis=1)
+    return helpers.run_tiny(train_mod.train, out, *extra)
 
 
 def values(variables):
@@ -42,16 +35,7 @@ def values(variables):
 
 def test_short_run_writes_every_file(tmp_path):
     d = run(tmp_path / "r", "--max-steps", "10")
-    for f in ["config.json", "metrics.csv", "losses.png", "d_outputs.png", "progress.gif",
-              "checkpoint.keras", "weights.npz", "samples/epoch_001.png", "samples/epoch_002.png"]:
-        assert (d / f).is_file() and (d / f).stat().st_size > 0, f
-    m = runfiles.read_metrics(d / "metrics.csv")
-    assert m["step"].tolist() == list(range(1, 11))
-    assert m["epoch"].tolist() == [1] * 8 + [2] * 2
-    assert np.all((m["d_real"] > 0) & (m["d_real"] < 1)) and np.all(m["d_loss"] > 0)
-    cfg = json.loads((d / "config.json").read_text())
-    assert cfg["framework"] == "keras" and cfg["profile"] == "cpu" and cfg["channels"] == 1
-    assert weights.load(d / "weights.npz")[2]["step"] == 10
+    helpers.check_short_run(d, "keras", "checkpoint.keras")
     # checkpoint.keras is Keras' own format: load_model rebuilds the GAN from its config
     gan = keras.saving.load_model(str(d / "checkpoint.keras"), compile=False)
     assert isinstance(gan, train_mod.GAN) and gan.cfg.image_size == 16
@@ -87,14 +71,7 @@ def test_checkpoint_holds_the_optimizer_state(tmp_path):
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    whole = run(tmp_path / "whole", "--max-steps", "12")
-    part = run(tmp_path / "part", "--max-steps", "5")          # stops mid-epoch 1
-    train_mod.train(parse_config(["--resume", str(part), "--max-steps", "12"], "test"))
-    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(part))
-    _, a, _ = weights.load(whole / "weights.npz")
-    _, b, _ = weights.load(part / "weights.npz")
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    helpers.check_resume_equals_an_uninterrupted_run(train_mod.train, tmp_path)
 
 
 def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monkeypatch):
@@ -115,9 +92,8 @@ def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monke
     assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == [1, 2, 3]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_end", real_end)
-    train_mod.train(parse_config(["--resume", str(d), "--max-steps", "12"], "test"))
-    whole = run(tmp_path / "whole", "--max-steps", "12")
-    np.testing.assert_array_equal(metrics_without_time(whole), metrics_without_time(d))
+    helpers.resume(train_mod.train, d, 12)
+    helpers.assert_same_run(run(tmp_path / "whole", "--max-steps", "12"), d)
 
 
 @pytest.mark.parametrize("xla", [False, True])
@@ -176,20 +152,7 @@ def test_keras_own_adam_would_not_match():
 
 def test_sample_png_and_npy(tmp_path, cli):
     d = run(tmp_path / "r", "--max-steps", "3")
-    z = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
-    np.save(tmp_path / "z.npy", z)
-    r = cli("keras_impl.sample", "--weights", str(d / "weights.npz"), "--noise", str(tmp_path / "z.npy"),
-            "--out", str(tmp_path / "s.npy"))
-    assert r.returncode == 0, r.stderr
-    x = np.load(tmp_path / "s.npy")
-    assert x.shape == (6, 16, 16, 1) and x.dtype == np.float32
-    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
-    np.testing.assert_allclose(x, sample(d / "weights.npz", z, "cpu"), atol=1e-6)
-    assert not np.allclose(x[0], x[1])
-    r = cli("keras_impl.sample", "--weights", str(d / "weights.npz"), "--n", "10", "--out", str(tmp_path / "g.png"))
-    assert r.returncode == 0, r.stderr
-    from PIL import Image
-    assert Image.open(tmp_path / "g.png").size == (8 * 18 + 2, 2 * 18 + 2)
+    helpers.check_sample_command(cli, "keras_impl", d, sample, tmp_path)
 
 
 def test_bare_command_works_offline_quietly_and_without_torch(tmp_path, cli):

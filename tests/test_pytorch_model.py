@@ -8,6 +8,7 @@ from torch import nn
 from common import spec, weights
 from common.config import BN_EPS, BN_MOMENTUM, Config
 from pytorch_impl.model import build, layer_table, load_portable, to_portable
+from tests.helpers import layer_ref
 
 
 def cfg(size, channels, ngf=64, ndf=64, nz=100):
@@ -65,30 +66,6 @@ def test_dcgan_initialisation():
     assert torch.all(betas == 0)
 
 
-def conv_ref(x, k, s, p):
-    """out[y, x, o] = sum in[y*s - p + i, x*s - p + j, c] K[i, j, c, o]  (weights.py)"""
-    h, w, _ = x.shape
-    kh, kw, _, o = k.shape
-    xp = np.pad(x, ((p, p), (p, p), (0, 0)))
-    oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
-    out = np.zeros((oh, ow, o))
-    for y in range(oh):
-        for xx in range(ow):
-            out[y, xx] = np.einsum("ijc,ijco->o", xp[y * s:y * s + kh, xx * s:xx * s + kw], k)
-    return out
-
-
-def conv_transpose_ref(x, k, s, p):
-    """out[y*s - p + i, x*s - p + j, o] += in[y, x, c] K[i, j, c, o]  (weights.py)"""
-    h, w, _ = x.shape
-    kh, kw, _, o = k.shape
-    full = np.zeros(((h - 1) * s + kh, (w - 1) * s + kw, o))
-    for y in range(h):
-        for xx in range(w):
-            full[y * s:y * s + kh, xx * s:xx * s + kw] += np.einsum("c,ijco->ijo", x[y, xx], k)
-    return full[p:full.shape[0] - p, p:full.shape[1] - p]
-
-
 def test_portable_layout_means_what_weights_py_says():
     c = cfg(16, 2, ngf=3, ndf=3, nz=4)
     generator, discriminator = build(c, seed=3)
@@ -99,7 +76,7 @@ def test_portable_layout_means_what_weights_py_says():
                                   spec.generator_spec(c) if net == "generator" else spec.discriminator_spec(c)):
             x = rng.standard_normal((5, 5, l.in_ch))
             k = arrays[f"{net}.{name}.kernel"].astype(np.float64)
-            ref = (conv_transpose_ref if l.kind == "conv_transpose" else conv_ref)(x, k, l.stride, l.padding)
+            ref = layer_ref(l.kind)(x, k, l.stride, l.padding)
             with torch.no_grad():
                 got = blk.conv.double()(torch.from_numpy(x.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
             np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=f"{net}.{name}")

@@ -5,11 +5,9 @@ import optax
 from flax import nnx
 
 from common.config import ADAM_EPS
+from common.weights import RUNNING_STATS, running_stats
 from jax_impl.model import build, load_portable, to_portable
 from jax_impl.train import flat_state, step_metrics, train_step
-
-STATS = ("running_mean", "running_var")
-
 
 def models(cfg, arrays):
     generator, discriminator = build(cfg)
@@ -21,22 +19,18 @@ def roundtrip(cfg, arrays):
     return to_portable(*models(cfg, arrays))
 
 
-def stats_of(portable, net):
-    return {k: v for k, v in portable.items() if k.startswith(net) and k.endswith(STATS)}
-
-
 def generate(cfg, arrays, z, train):
     generator, discriminator = models(cfg, arrays)
     generator.train() if train else generator.eval()
     images = np.asarray(generator(jax.numpy.asarray(z)))
-    return images, stats_of(to_portable(generator, discriminator), "generator")
+    return images, running_stats(to_portable(generator, discriminator), "generator")
 
 
 def discriminate(cfg, arrays, x, train):
     generator, discriminator = models(cfg, arrays)
     discriminator.train() if train else discriminator.eval()
     logits = np.asarray(discriminator(jax.numpy.asarray(x)))
-    return logits, stats_of(to_portable(generator, discriminator), "discriminator")
+    return logits, running_stats(to_portable(generator, discriminator), "discriminator")
 
 
 class Stepper:
@@ -66,5 +60,5 @@ class Stepper:
                     key = next((k for k in opt_state if k.endswith(f"/{slot}/{path}")), None)
                     if key is not None:
                         var[...] = opt_state[key][...]
-            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(STATS)})
+            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(RUNNING_STATS)})
         return params, moments

@@ -2,15 +2,12 @@
 steps run through GAN.fit, as `python -m keras_impl.train` runs them."""
 import keras_impl  # noqa: F401  (backend and logging set before keras is imported)
 import keras
-import numpy as np
 from keras import ops
 
 from common.config import ADAM_EPS
+from common.weights import RUNNING_STATS, running_stats
 from keras_impl.model import build, load_portable, to_portable
 from keras_impl.train import GAN, PyTorchAdam
-
-STATS = ("running_mean", "running_var")
-
 
 def roundtrip(cfg, arrays):
     generator, discriminator = build(cfg)
@@ -18,22 +15,18 @@ def roundtrip(cfg, arrays):
     return to_portable(generator, discriminator)
 
 
-def stats_of(portable, net):
-    return {k: v for k, v in portable.items() if k.startswith(net) and k.endswith(STATS)}
-
-
 def generate(cfg, arrays, z, train):
     generator, discriminator = build(cfg)
     load_portable(generator, discriminator, arrays)
     images = ops.convert_to_numpy(generator(z, training=train))
-    return images, stats_of(to_portable(generator, discriminator), "generator")
+    return images, running_stats(to_portable(generator, discriminator), "generator")
 
 
 def discriminate(cfg, arrays, x, train):
     generator, discriminator = build(cfg)
     load_portable(generator, discriminator, arrays)
     logits = ops.convert_to_numpy(discriminator(x, training=train))
-    return logits, stats_of(to_portable(generator, discriminator), "discriminator")
+    return logits, running_stats(to_portable(generator, discriminator), "discriminator")
 
 
 class Logs(keras.callbacks.Callback):
@@ -67,5 +60,5 @@ class Stepper:
                                      (self.gan.discriminator, d, self.gan.d_optimizer)):
                 for var, twin_var in zip(model.trainable_variables, twin.trainable_variables):
                     twin_var.assign(getattr(opt, slots)[opt._get_variable_index(var)])
-            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(STATS)})
+            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(RUNNING_STATS)})
         return params, moments

@@ -1,15 +1,12 @@
 """The cross-framework driver's view of pytorch_impl, through its public functions."""
 import copy
 
-import numpy as np
 import torch
 
 from common.config import ADAM_EPS
+from common.weights import RUNNING_STATS, running_stats
 from pytorch_impl.model import build, load_portable, to_portable
 from pytorch_impl.train import train_step
-
-STATS = ("running_mean", "running_var")
-
 
 def models(cfg, arrays):
     generator, discriminator = build(cfg)
@@ -21,16 +18,12 @@ def roundtrip(cfg, arrays):
     return to_portable(*models(cfg, arrays))
 
 
-def stats_of(portable, net):
-    return {k: v for k, v in portable.items() if k.startswith(net) and k.endswith(STATS)}
-
-
 @torch.no_grad()
 def generate(cfg, arrays, z, train):
     generator, discriminator = models(cfg, arrays)
     generator.train(train)
     images = generator(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
-    return images, stats_of(to_portable(generator, discriminator), "generator")
+    return images, running_stats(to_portable(generator, discriminator), "generator")
 
 
 @torch.no_grad()
@@ -38,7 +31,7 @@ def discriminate(cfg, arrays, x, train):
     generator, discriminator = models(cfg, arrays)
     discriminator.train(train)
     logits = discriminator(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
-    return logits, stats_of(to_portable(generator, discriminator), "discriminator")
+    return logits, running_stats(to_portable(generator, discriminator), "discriminator")
 
 
 class Stepper:
@@ -62,5 +55,5 @@ class Stepper:
             for model, twin, opt in ((self.generator, g, self.g_optimizer), (self.discriminator, d, self.d_optimizer)):
                 for p, q in zip(model.parameters(), twin.parameters()):
                     q.data = opt.state[p][slot].clone()
-            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(STATS)})
+            moments.update({f"{name}.{k}": v for k, v in to_portable(g, d).items() if not k.endswith(RUNNING_STATS)})
         return params, moments
