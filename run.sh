@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # One entry point: creates .venv on first use (reused after), then runs what you asked.
 #   ./run.sh train [flags]          python -m pytorch_impl.train [flags]
+#   ./run.sh train-jax [flags]      python -m jax_impl.train [flags]
+#   ./run.sh train-keras [flags]    python -m keras_impl.train [flags]
+#   ./run.sh compare [flags]        python -m common.compare [flags]: all three, one report
 #   ./run.sh test [pytest args]     the whole test suite
 #   ./run.sh setup                  only create / update the environment
 #   ./run.sh python ARGS...         any command inside the environment
 set -euo pipefail
 cd "$(dirname "$0")"
-VENV=.venv
+VENV=${DCGAN_VENV:-.venv}      # where the environment lives (tests point it elsewhere)
 STAMP="$VENV/.requirements.sha"
 
 setup() {
@@ -31,7 +34,10 @@ cmd=${1:-help}
 case "$cmd" in
   setup) setup ;;
   train) setup; exec "$VENV/bin/python" -m pytorch_impl.train "$@" ;;
+  train-jax) setup; exec "$VENV/bin/python" -m jax_impl.train "$@" ;;
+  train-keras) setup; exec "$VENV/bin/python" -m keras_impl.train "$@" ;;
+  compare) setup; exec "$VENV/bin/python" -m common.compare "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; [ "$cmd" = help ] || exit 2 ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [ "$cmd" = help ] || exit 2 ;;
 esac

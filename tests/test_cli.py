@@ -1,10 +1,15 @@
-"""Bad input: one clear message, a non-zero exit, nothing overwritten."""
+"""The command lines: bad input gets one clear message, a non-zero exit, and nothing
+overwritten; run.sh's commands reach their modules."""
 import hashlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from common.config import parse_config
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -67,3 +72,28 @@ def test_sample_rejects_bad_noise_and_weights(tmp_path, cli):
 def test_model_summary_rejects_impossible_size(cli):
     r = cli("pytorch_impl.model", "--image-size", "48")
     assert r.returncode == 2 and "power of two" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command,module", [("train", "pytorch_impl.train"), ("train-jax", "jax_impl.train"),
+                                            ("train-keras", "keras_impl.train"), ("compare", "common.compare")])
+def test_run_sh_commands_reach_their_module(tmp_path, command, module):
+    """./run.sh <command> --help runs `python -m <module> --help` in the environment. The
+    environment here is a stand-in whose python is this one and whose stamp says it is up
+    to date, so run.sh installs nothing."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".requirements.sha").write_text(hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest() + "\n")
+    env = dict(os.environ, DCGAN_VENV=str(venv), PYTHONPATH=str(ROOT))
+    r = subprocess.run([str(ROOT / "run.sh"), command, "--help"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"usage: python -m {module}" in r.stdout
+    assert "creating" not in r.stderr and "updating" not in r.stderr
+
+
+def test_run_sh_unknown_command_lists_the_commands_and_fails():
+    r = subprocess.run([str(ROOT / "run.sh"), "trian"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "./run.sh train-jax" in r.stdout and "./run.sh test" in r.stdout
