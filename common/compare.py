@@ -280,14 +280,14 @@ def plot_samples(results: list[Result], runs: Path, out: Path) -> None:
         return
     grids = [runfiles.grid(np.load(runs / r.framework / "samples.npy")[:64]) for r in done]
     inches = max(4.2, grids[0].shape[1] / 100 * 1.1)      # at dpi 100, no pixel is lost
-    fig, axes = plt.subplots(1, len(done), figsize=(max(5.0, inches * len(done)), inches + 0.4),
-                             squeeze=False)
+    # constrained layout leaves room for the suptitle (tight_layout would let it overlap)
+    fig, axes = plt.subplots(1, len(done), figsize=(max(5.0, inches * len(done)), inches + 0.7),
+                             squeeze=False, layout="constrained")
     for ax, r, g in zip(axes[0], done, grids):
         ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"{r.framework} ({r.steps:,} steps)")
         ax.axis("off")
     fig.suptitle("the same 64 z through each generator")
-    fig.tight_layout()
     fig.savefig(out / "samples.png", dpi=100)
     plt.close(fig)
 
