@@ -76,7 +76,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monkeypatch):
     """A real SIGINT after step 3: fit stops after that step, the checkpoint, the weights
-    and metrics.csv all end at step 3, and resuming gives the uninterrupted run."""
+    and metrics.csv all end at step 3, and resuming gives the uninterrupted run. The
+    SIGINT handler is put back as it was: Python's default_int_handler, or SIG_IGN where
+    the shell started the tests in the background."""
+    handler_before = signal.getsignal(signal.SIGINT)
     real_end = train_mod.RunFiles.on_train_batch_end
 
     def end_then_ctrl_c(self, batch, logs=None):
@@ -90,7 +93,7 @@ def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monke
     d = tmp_path / "r"
     assert weights.load(d / "weights.npz")[2]["step"] == 3
     assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == [1, 2, 3]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
     monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_end", real_end)
     helpers.resume(train_mod.train, d, 12)
     helpers.assert_same_run(run(tmp_path / "whole", "--max-steps", "12"), d)
