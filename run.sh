@@ -39,5 +39,5 @@ case "$cmd" in
   compare) setup; exec "$VENV/bin/python" -m common.compare "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
-  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [ "$cmd" = help ] || exit 2 ;;
+  *) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; [ "$cmd" = help ] || exit 2 ;;
 esac

@@ -97,3 +97,4 @@ def test_run_sh_unknown_command_lists_the_commands_and_fails():
     r = subprocess.run([str(ROOT / "run.sh"), "trian"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "./run.sh train-jax" in r.stdout and "./run.sh test" in r.stdout
+    assert "set -euo" not in r.stdout                # the usage only, not the script
