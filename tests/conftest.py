@@ -16,6 +16,42 @@ os.environ["DCGAN_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# ----------------------------------------------------------------------------------------
+# Tests that need something outside the Python environment. On a user's fresh machine they
+# skip, with the reason and the install command in pytest's summary (-rs in pytest.ini).
+# CI installs these packages and sets DCGAN_REQUIRE_SYSTEM=1, which turns each such skip
+# into a failure: a missing browser can never make CI green by skipping.
+REQUIRE_SYSTEM = os.environ.get("DCGAN_REQUIRE_SYSTEM") == "1"
+SYSTEM_NEEDS = {
+    "chromium": "Debian's chromium, a headless browser (apt-get install chromium)",
+    "fashion-mnist": "Debian's Fashion-MNIST in /usr/share/datasets/fashion-mnist "
+                     "(apt-get install dataset-fashion-mnist)",
+}
+
+
+def need_system(what: str, present: bool) -> None:
+    """Skip the calling test when `what` (a key of SYSTEM_NEEDS) is absent; fail in CI."""
+    if present:
+        return
+    reason = f"needs {SYSTEM_NEEDS[what]}"
+    if REQUIRE_SYSTEM:
+        pytest.fail(f"{reason}; DCGAN_REQUIRE_SYSTEM=1 says this machine must have it", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium_present():
+    from common import side_by_side
+    need_system("chromium", side_by_side.find_chromium() is not None)
+
+
+@pytest.fixture
+def debian_fashion_mnist():
+    from common import data
+    need_system("fashion-mnist", data.DEBIAN_FASHION_DIR.is_dir())
+    return data.DEBIAN_FASHION_DIR
+
+
 def run_cli(*args, cwd=None, env=None):
     """Run `python -m ...` as a user would; returns CompletedProcess with text output."""
     e = dict(os.environ, PYTHONPATH=str(ROOT), DCGAN_OFFLINE="1", **(env or {}))

@@ -1,7 +1,9 @@
 """What the per-framework tests share: the tiny training config and the checks that every
 implementation's run directory, resume and sample command must pass alike, and the
 portable layout's definition written out one pixel at a time."""
+import hashlib
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,17 @@ from common.config import parse_config
 
 TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
         "--nz", "16", "--batch-size", "64", "--device", "cpu"]   # 512 images: 8 steps/epoch
+
+
+def standin_venv(venv, root):
+    """A stand-in for run.sh's .venv: its python is this interpreter and its stamp says it
+    matches root/requirements.txt, so run.sh installs nothing (tests set DCGAN_VENV)."""
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    sha = hashlib.sha256((root / "requirements.txt").read_bytes()).hexdigest()
+    (venv / ".requirements.sha").write_text(sha + "\n")
+    return venv
 
 
 def run_tiny(train, out, *extra):

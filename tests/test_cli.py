@@ -10,6 +10,7 @@ import pytest
 
 from common.config import parse_config
 from tests.conftest import ROOT
+from tests.helpers import standin_venv
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -80,12 +81,7 @@ def test_run_sh_commands_reach_their_module(tmp_path, command, module):
     """./run.sh <command> --help runs `python -m <module> --help` in the environment. The
     environment here is a stand-in whose python is this one and whose stamp says it is up
     to date, so run.sh installs nothing."""
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv / "bin" / "python").chmod(0o755)
-    (venv / ".requirements.sha").write_text(hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest() + "\n")
-    env = dict(os.environ, DCGAN_VENV=str(venv), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, DCGAN_VENV=str(standin_venv(tmp_path / "venv", ROOT)), PYTHONPATH=str(ROOT))
     r = subprocess.run([str(ROOT / "run.sh"), command, "--help"], env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

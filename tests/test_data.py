@@ -213,8 +213,8 @@ def test_noise_depends_on_seed_and_step_only():
     assert not np.allclose(data.fixed_noise(0, 100), a[:64])
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_DIR.is_dir(), reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
-def test_real_fashion_mnist_from_debian_package(tmp_path):
+@pytest.mark.system
+def test_real_fashion_mnist_from_debian_package(tmp_path, debian_fashion_mnist):
     images, source = data.load_fashion_mnist(Config(data_dir=str(tmp_path)))
     assert images.shape == (60000, 28, 28, 1)
     # the published normalisation constants of Fashion-MNIST's train split: mean 0.2860

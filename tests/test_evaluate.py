@@ -153,8 +153,8 @@ def test_synthetic_labels_follow_the_disc_radius():
         assert area[y == k].max() < area[y == k + 1].min()
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_DIR.is_dir(), reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
-def test_fashion_mnist_judge_from_the_train_and_test_splits(tmp_path):
+@pytest.mark.system
+def test_fashion_mnist_judge_from_the_train_and_test_splits(tmp_path, debian_fashion_mnist):
     judge = ev.load_judge("fashion-mnist", str(tmp_path / "none"), tmp_path / "cache", log=lambda s: None)
     assert judge.n_train == ev.MAX_TRAIN and len(judge.x_test) == 10_000 and "t10k" in judge.source
     assert judge.accuracy > 0.8

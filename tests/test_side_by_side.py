@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from common import side_by_side as sbs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, need_system
 
 # the parts of the program the issue names, in the order the three train.py / model.py keep
 REQUIRED = {"model.py": ["networks", "initialisation"],
@@ -326,18 +326,11 @@ PROBE = """<script>
 </script>"""
 
 
-def need_chromium():
-    if sbs.find_chromium() is None:
-        pytest.fail("chromium is not installed: this test renders docs/side-by-side.html in a real "
-                    "headless browser. Install Debian's package: apt-get install chromium "
-                    "(.ci/run does this in CI).")
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory):
     """Where chromium, 1440 px wide, lays out every section's columns and lines: the
     committed page plus a script that measures it and writes the result into the DOM."""
-    need_chromium()
+    need_system("chromium", sbs.find_chromium() is not None)
     page = (ROOT / sbs.HTML_OUT).read_text(encoding="utf-8")
     probe = tmp_path_factory.mktemp("probe") / "side-by-side-probe.html"
     probe.write_text(page.replace("</body>", PROBE + "\n</body>"), encoding="utf-8")
@@ -347,6 +340,7 @@ def layout(tmp_path_factory):
     return json.loads(html.unescape(m.group(1)))
 
 
+@pytest.mark.system
 def test_page_renders_three_columns_for_every_section_in_headless_chromium(layout):
     page = parse_page((ROOT / sbs.HTML_OUT).read_text(encoding="utf-8"))   # what the file holds
     assert layout["viewport"] == 1440
@@ -376,6 +370,7 @@ def png_size(path):
 BORDER = (208, 215, 222)           # .sbs-col's border, #d0d7de
 
 
+@pytest.mark.system
 def test_screenshot_shows_the_columns_where_the_browser_laid_them_out(layout, tmp_path):
     png = tmp_path / "side-by-side.png"
     sbs.screenshot(ROOT / sbs.HTML_OUT, png)
@@ -398,8 +393,8 @@ def test_screenshot_shows_the_columns_where_the_browser_laid_them_out(layout, tm
     assert seen >= 6                     # at least two sections' three columns on the first screen
 
 
-def test_page_prints_on_landscape_pages(tmp_path):
-    need_chromium()
+@pytest.mark.system
+def test_page_prints_on_landscape_pages(tmp_path, chromium_present):
     pdf = tmp_path / "side-by-side.pdf"
     r = sbs.chromium((ROOT / sbs.HTML_OUT).as_uri(), f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     assert pdf.is_file(), r.stderr[-1500:]
