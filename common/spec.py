@@ -9,10 +9,23 @@ BatchNorm, then an optional activation. Shapes are (H, W, C). Trainable paramete
 variance) are counted separately; PyTorch's extra `num_batches_tracked` counter is not a
 statistic used by the network and is not counted.
 
-Architectures are registered by name in ARCHITECTURES, so the other DCGAN variants of the
-write-ups this project started from can be added beside "dcgan" with their own builder:
-one with a linear projection of z to 1024x4x4 and 5x5 kernels (a "linear" kind), or a
-28x28 one with fully connected layers and max-pooling in D ("linear", "maxpool" kinds).
+Architectures are registered by name in ARCHITECTURES:
+- "dcgan", the PyTorch DCGAN tutorial's network: 4x4 kernels, z as a 1x1 map in, one
+  logit out of a last 4x4 convolution.
+- "paper", the network of the DCGAN paper's Figure 1 (Radford et al. 2015, section 3):
+  z projected by a fully connected layer to a 1024-channel map at 1/16 of the image size,
+  four 5x5 stride-2 transposed convolutions; D of four 5x5 stride-2 convolutions and a
+  fully connected layer to the logit.
+- "cs231n", the 28x28 MNIST network of the CS231n GAN assignment: D of two 5x5
+  convolutions with max-pooling and two fully connected layers, G of two fully connected
+  layers and two transposed convolutions, with the activation BEFORE BatchNorm.
+
+Fully connected layers ("linear") read and write vectors. Where a vector meets a feature
+map, the map is flattened, or the vector viewed as a map, in (H, W, C) order: the order
+common/weights.py defines for a fully connected kernel. A layer's `in_shape` is the shape
+its operation reads; when it differs from the previous layer's `out_shape`, that is such a
+flatten or reshape. A linear layer whose `out_shape` is a map is viewed as that map right
+after the matrix product, before its BatchNorm (the paper's projection of z).
 """
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ from dataclasses import dataclass
 
 from .config import Config, UserError
 
-KINDS = ("conv", "conv_transpose")          # implemented; later: "linear", "maxpool"
+KINDS = ("conv", "conv_transpose", "linear")
 ACTIVATIONS = (None, "relu", "leaky_relu", "tanh")
 MIN_SIZE, MAX_SIZE = 16, 512
 
@@ -37,22 +50,46 @@ class Layer:
     bias: bool
     batchnorm: bool
     activation: str | None
-    out_shape: tuple[int, int, int]   # (H, W, C)
+    out_shape: tuple[int, ...]        # (H, W, C), or (features,) after a linear layer
+    # The block is: operation, bias, BatchNorm, activation, max-pool; the fields below
+    # change it where a network needs it, and their defaults are the tutorial network's.
+    output_padding: int = 0    # conv_transpose: rows/columns added at the bottom/right
+    act_first: bool = False    # the activation BEFORE BatchNorm (the CS231n write-up)
+    pool: int = 0              # max-pool with window = stride = pool after the activation
+    slope: float | None = None  # leaky_relu's negative slope; None: config.LEAKY_SLOPE
+    in_shape: tuple[int, ...] = ()   # what the operation reads; () = previous out_shape
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]:
+        """The portable kernel's shape (common/weights.py): (kh, kw, in, out), or
+        (in, out) for a linear layer."""
+        if self.kind == "linear":
+            return (self.in_ch, self.out_ch)
+        return (self.kernel, self.kernel, self.in_ch, self.out_ch)
+
+    @property
+    def norm_features(self) -> int:
+        """What BatchNorm normalises separately: the channels of a map, or the features
+        of a vector (PyTorch's BatchNorm2d and BatchNorm1d)."""
+        return self.out_shape[-1]
 
     @property
     def kernel_params(self) -> int:
-        return self.kernel * self.kernel * self.in_ch * self.out_ch
+        n = 1
+        for d in self.kernel_shape:
+            n *= d
+        return n
 
     @property
     def params(self) -> int:
         """Trainable: kernel, bias, BatchNorm gamma and beta."""
         return (self.kernel_params + (self.out_ch if self.bias else 0)
-                + (2 * self.out_ch if self.batchnorm else 0))
+                + (2 * self.norm_features if self.batchnorm else 0))
 
     @property
     def stats(self) -> int:
         """BatchNorm running mean and running variance (not trainable)."""
-        return 2 * self.out_ch if self.batchnorm else 0
+        return 2 * self.norm_features if self.batchnorm else 0
 
 
 def _check_size(size: int) -> int:
@@ -99,7 +136,109 @@ def dcgan_discriminator(cfg: Config) -> list[Layer]:
     return layers
 
 
-ARCHITECTURES = {"dcgan": (dcgan_generator, dcgan_discriminator)}
+# ----------------------------------------------------------------------------------------
+# The paper's network: a projection of z, then 5x5 stride-2 layers.
+#
+# Biases: a layer followed by BatchNorm has none (BatchNorm's beta is the same degree of
+# freedom, and the paper's Figure 1 shows none); the layers BatchNorm does not follow, the
+# first of D, the last of G and D's fully connected layer, have one.
+
+def _check_paper_size(size: int) -> int:
+    if size % 16 or not MIN_SIZE <= size <= MAX_SIZE:
+        raise UserError(
+            f"--image-size {size} cannot be made by --arch paper: its four stride-2 layers "
+            f"start from 1/16 of the image size, so the size must be a multiple of 16 from "
+            f"{MIN_SIZE} to {MAX_SIZE} (try --image-size {max(MIN_SIZE, min(MAX_SIZE, round(size / 16) * 16))})")
+    return size // 16
+
+
+def paper_generator(cfg: Config) -> list[Layer]:
+    """z -> fully connected to (S/16, S/16, ngf*16), BatchNorm, ReLU ("affine - batchnorm -
+    relu" in the paper; the PyTorch write-up leaves that ReLU out) -> four 5x5 stride-2
+    transposed convolutions, each doubling the size and halving the width -> Tanh."""
+    s0, ch = _check_paper_size(cfg.image_size), cfg.ngf * 16
+    layers = [Layer("g1", "linear", cfg.nz, s0 * s0 * ch, 1, 1, 0, False, True, "relu",
+                    (s0, s0, ch), in_shape=(cfg.nz,))]
+    size = s0
+    for i in range(2, 6):
+        last = i == 5
+        size, out = size * 2, cfg.channels if last else ch // 2
+        # PyTorch: padding 2 crops 2 from each side, output_padding 1 adds one row and
+        # column at the end, so that (size - 1) * 2 - 4 + 5 + 1 = 2 * size exactly
+        layers.append(Layer(f"g{i}", "conv_transpose", ch, out, 5, 2, 2, last, not last,
+                            "tanh" if last else "relu", (size, size, out), output_padding=1))
+        ch = out
+    return layers
+
+
+def paper_discriminator(cfg: Config) -> list[Layer]:
+    """image -> four 5x5 stride-2 convolutions, ndf*2 -> ndf*16 channels, BatchNorm on all
+    but the first, LeakyReLU 0.2 -> flatten -> fully connected to one logit."""
+    s0 = _check_paper_size(cfg.image_size)
+    size, ch, layers = cfg.image_size, cfg.channels, []
+    for i in range(1, 5):
+        size, out = size // 2, cfg.ndf * 2 ** i
+        layers.append(Layer(f"d{i}", "conv", ch, out, 5, 2, 2, i == 1, i > 1, "leaky_relu",
+                            (size, size, out)))
+        ch = out
+    layers.append(Layer("d5", "linear", s0 * s0 * ch, 1, 1, 1, 0, True, False, None, (1,),
+                        in_shape=(s0 * s0 * ch,)))
+    return layers
+
+
+# ----------------------------------------------------------------------------------------
+# The CS231n-style 28x28 network. Every layer has a bias, as the write-up's PyTorch layers
+# do by default: with the activation before BatchNorm, a bias is not redundant. Widths
+# scale with ndf and ngf; the defaults (ndf 32, ngf 64, nz 96) give the write-up's.
+
+CS231N_SIZE = 28
+CS231N_SLOPE = 0.01            # the write-up's LeakyReLU, PyTorch's default slope
+
+
+def _check_cs231n_size(size: int) -> None:
+    if size != CS231N_SIZE:
+        raise UserError(f"--image-size {size} cannot be made by --arch cs231n: it is built "
+                        f"for MNIST's own {CS231N_SIZE}x{CS231N_SIZE} (leave --image-size out)")
+
+
+def cs231n_generator(cfg: Config) -> list[Layer]:
+    """z -> fully connected 16*ngf, ReLU, BatchNorm -> fully connected 7x7x(2*ngf), ReLU,
+    BatchNorm (of each of those features) -> viewed as a 7x7 map -> 4x4 stride-2
+    transposed convolution to ngf, ReLU, BatchNorm -> 4x4 stride-2 to the image, Tanh."""
+    _check_cs231n_size(cfg.image_size)
+    hidden, ch = 16 * cfg.ngf, 2 * cfg.ngf
+    return [
+        Layer("g1", "linear", cfg.nz, hidden, 1, 1, 0, True, True, "relu", (hidden,),
+              act_first=True, in_shape=(cfg.nz,)),
+        Layer("g2", "linear", hidden, 7 * 7 * ch, 1, 1, 0, True, True, "relu", (7 * 7 * ch,),
+              act_first=True, in_shape=(hidden,)),
+        Layer("g3", "conv_transpose", ch, cfg.ngf, 4, 2, 1, True, True, "relu",
+              (14, 14, cfg.ngf), act_first=True, in_shape=(7, 7, ch)),
+        Layer("g4", "conv_transpose", cfg.ngf, cfg.channels, 4, 2, 1, True, False, "tanh",
+              (28, 28, cfg.channels)),
+    ]
+
+
+def cs231n_discriminator(cfg: Config) -> list[Layer]:
+    """image (28x28) -> 5x5 convolution (no padding) to ndf, LeakyReLU 0.01, max-pool 2 ->
+    5x5 to 2*ndf, LeakyReLU 0.01, max-pool 2 (4x4) -> flatten -> fully connected 32*ndf,
+    LeakyReLU 0.01 -> fully connected to one logit. No BatchNorm in D."""
+    _check_cs231n_size(cfg.image_size)
+    flat, hidden = 4 * 4 * 2 * cfg.ndf, 32 * cfg.ndf
+    return [
+        Layer("d1", "conv", cfg.channels, cfg.ndf, 5, 1, 0, True, False, "leaky_relu",
+              (12, 12, cfg.ndf), pool=2, slope=CS231N_SLOPE),
+        Layer("d2", "conv", cfg.ndf, 2 * cfg.ndf, 5, 1, 0, True, False, "leaky_relu",
+              (4, 4, 2 * cfg.ndf), pool=2, slope=CS231N_SLOPE),
+        Layer("d3", "linear", flat, hidden, 1, 1, 0, True, False, "leaky_relu", (hidden,),
+              slope=CS231N_SLOPE, in_shape=(flat,)),
+        Layer("d4", "linear", hidden, 1, 1, 1, 0, True, False, None, (1,), in_shape=(hidden,)),
+    ]
+
+
+ARCHITECTURES = {"dcgan": (dcgan_generator, dcgan_discriminator),
+                 "paper": (paper_generator, paper_discriminator),
+                 "cs231n": (cs231n_generator, cs231n_discriminator)}
 
 
 def generator_spec(cfg: Config) -> list[Layer]:
@@ -129,13 +268,24 @@ def format_summary(title: str, rows: list[tuple[str, str, tuple, int, int]]) -> 
 
 
 def describe(layer: Layer) -> str:
-    """How a layer reads in the summary, e.g. 'conv_transpose 4x4/2 p1 100->512 +bn relu'."""
-    s = f"{layer.kind} {layer.kernel}x{layer.kernel}/{layer.stride} p{layer.padding} " \
-        f"{layer.in_ch}->{layer.out_ch}"
+    """How a layer reads in the summary, e.g. 'conv_transpose 4x4/2 p1 100->512 +bn relu',
+    'linear 1024->6272 +bias relu +bn' (activation first), 'conv 5x5/1 p0 1->32 +bias
+    leaky_relu(0.01) maxpool2'."""
+    if layer.kind == "linear":
+        s = f"linear {layer.in_ch}->{layer.out_ch}"
+    else:
+        s = (f"{layer.kind} {layer.kernel}x{layer.kernel}/{layer.stride} p{layer.padding}"
+             + (f" op{layer.output_padding}" if layer.output_padding else "")
+             + f" {layer.in_ch}->{layer.out_ch}")
     if layer.bias:
         s += " +bias"
-    if layer.batchnorm:
-        s += " +bn"
-    if layer.activation:
-        s += f" {layer.activation}"
+    act = layer.activation or ""
+    if act == "leaky_relu" and layer.slope is not None:
+        act += f"({layer.slope:g})"
+    parts = [act, "+bn" if layer.batchnorm else ""]
+    if not layer.act_first:
+        parts.reverse()
+    s += "".join(f" {p}" for p in parts if p)
+    if layer.pool:
+        s += f" maxpool{layer.pool}"
     return s

@@ -32,3 +32,51 @@ def test_the_definitions_are_each_others_transpose():
     lhs = np.sum(conv_ref(x, k, 2, 1) * y)
     rhs = np.sum(x * conv_transpose_ref(y, k.transpose(0, 1, 3, 2), 2, 1))
     assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
+# The layer kinds of the paper's and the CS231n network, against PyTorch's functional ops
+# (torch is a referee here only; common/reference.py never imports it).
+
+def test_output_padding_adds_the_row_and_column_at_the_end_as_pytorch_does():
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((2, 4, 4, 3)), rng.standard_normal((5, 5, 3, 6))
+    got = reference.conv_transpose(x, k, 2, 2, output_padding=1)
+    want = F.conv_transpose2d(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(k).permute(2, 3, 0, 1),
+                              stride=2, padding=2, output_padding=1).permute(0, 2, 3, 1).numpy()
+    assert got.shape == want.shape == (2, 8, 8, 6)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    # the extra row at the top instead: same shape, another image
+    other = reference.conv_transpose(x, k, 2, 2, pad=(1, 2), output_padding=1)
+    assert other.shape == got.shape and np.abs(other - got).max() > 0.1
+
+
+def test_max_pool_and_the_flatten_order_as_pytorch_computes_them():
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 8, 8, 3))
+    nchw = torch.from_numpy(x).permute(0, 3, 1, 2)
+    pooled = reference.max_pool(x, 2)
+    np.testing.assert_array_equal(pooled, F.max_pool2d(nchw, 2).permute(0, 2, 3, 1).numpy())
+    # flatten: the portable (H, W, C) order is NHWC's own reshape; PyTorch's view of NCHW
+    # is (C, H, W), and order="chw" reproduces it
+    np.testing.assert_array_equal(reference.to_shape(x, (192,)), x.reshape(2, -1))
+    np.testing.assert_array_equal(reference.to_shape(x, (192,), "chw"), nchw.reshape(2, -1).numpy())
+    v = rng.standard_normal((2, 192))
+    np.testing.assert_array_equal(reference.to_shape(v, (8, 8, 3)), v.reshape(2, 8, 8, 3))
+    np.testing.assert_array_equal(reference.to_shape(v, (8, 8, 3), "chw"),
+                                  torch.from_numpy(v).view(2, 3, 8, 8).permute(0, 2, 3, 1).numpy())
+
+
+def test_batchnorm_of_a_vector_normalises_each_feature():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 6)) * np.arange(1, 7) + np.arange(6)
+    a = {"n.l.gamma": np.ones(6), "n.l.beta": np.zeros(6), "n.l.running_mean": np.zeros(6),
+         "n.l.running_var": np.ones(6)}
+    y, stats = reference.batchnorm(x, a, "n.l", True, 1e-5, 0.1, True)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(0), 1, atol=1e-4)
+    np.testing.assert_allclose(stats["n.l.running_var"], 0.9 + 0.1 * x.var(0, ddof=1))
