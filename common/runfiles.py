@@ -8,6 +8,9 @@
     progress.gif       the fixed-noise grids in order: the generator learning
     checkpoint.*       the framework's native checkpoint, for --resume
     weights.npz        portable weights (common/weights.py), readable by all three
+    events.out.tfevents.*  TensorBoard events (common/tensorboard_log.py): the metrics,
+                       the grids and the config, the same tags in all three; one more
+                       file each time the run is resumed
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .config import Config, UserError
+from .tensorboard_log import TensorBoardLog
 
 COLUMNS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "d_fake_after", "seconds"]
 METRICS = COLUMNS[2:7]
@@ -242,7 +246,7 @@ class Run:
         self.per_epoch = batches.per_epoch
         self.last = total_steps(cfg, self.per_epoch)     # the step to stop after
         self.epochs = -(-self.last // self.per_epoch)
-        self.metrics = self.bar = None
+        self.metrics = self.bar = self.board = None
 
     def begin(self, step: int) -> None:
         from tqdm import tqdm
@@ -253,12 +257,15 @@ class Run:
         if self.resume_from:
             print(f"resuming {self.dir} at step {step}")
         self.metrics = MetricsLog(self.dir / "metrics.csv", step if self.resume_from else None)
+        self.board = TensorBoardLog(self.dir, step if self.resume_from else None)
+        self.board.config(step, self.cfg.to_json())
         self.bar = tqdm(total=self.last, initial=step, unit="step", dynamic_ncols=True,
                         desc=self.cfg.framework, mininterval=0.5)
         self.epoch_start = time.perf_counter()
 
     def log_step(self, step: int, m: dict, seconds: float) -> None:
         self.metrics.write(step, (step - 1) // self.per_epoch + 1, m, seconds)
+        self.board.step(step, m, seconds)
         self.bar.set_postfix(postfix(m), refresh=False)
         self.bar.update()
         self.m = m
@@ -269,7 +276,9 @@ class Run:
         self.bar.write(log_line(epoch, self.epochs, step - (epoch - 1) * self.per_epoch,
                                 self.per_epoch, self.m, time.perf_counter() - self.epoch_start))
         save_grid(images, self.dir / "samples" / f"epoch_{epoch:03d}.png")
+        self.board.image(step, grid(images))
         self.metrics.flush()
+        self.board.flush()
         self.epoch_start = time.perf_counter()
 
     def interrupted(self, step: int) -> None:
@@ -280,6 +289,7 @@ class Run:
         if self.bar is not None:
             self.bar.close()
             self.metrics.close()
+            self.board.close()
         finish(self.dir, f"({self.cfg.framework})")
         print(f"{step} steps done; run directory {self.dir}")
 

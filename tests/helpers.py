@@ -2,8 +2,11 @@
 implementation's run directory, resume and sample command must pass alike, and the
 portable layout's definition written out one pixel at a time."""
 import hashlib
+import io
 import json
 import sys
+import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -51,6 +54,71 @@ def assert_same_run(a, b):
         np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
 
 
+# ----------------------------------------------------------------------------------------
+# The TensorBoard events (common/tensorboard_log.py), read back with TensorBoard's own reader.
+
+# Every framework's tags, spelled out here rather than imported: a framework that writes
+# another set, or a renamed tag (which would break users' dashboards), fails its short run.
+TENSORBOARD_TAGS = {
+    "scalars": {"loss/d", "loss/g", "D/real", "D/fake_before", "D/fake_after", "time/step_seconds"},
+    "images": {"samples/fixed_noise"},
+    "tensors": {"config/text_summary"},
+}
+CSV_COLUMN = {"loss/d": "d_loss", "loss/g": "g_loss", "D/real": "d_real",
+              "D/fake_before": "d_fake", "D/fake_after": "d_fake_after",
+              "time/step_seconds": "seconds"}
+
+
+def read_events(run_dir):
+    """The run's events as TensorBoard shows them, with what a resume purged left out:
+    tags {kind: set}, scalars {tag: (steps, values)}, images [(step, PIL image)] and
+    texts [(step, str)] of the config."""
+    # With TensorFlow installed, TensorBoard's reader goes through TensorFlow's file API:
+    # seven seconds to import, and TensorFlow loaded into a PyTorch test. A module named
+    # tensorboard.compat.notf is TensorBoard's own switch to its built-in stand-in.
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    tags = {kind: set(names) for kind, names in acc.Tags().items() if isinstance(names, list) and names}
+    scalars = {}
+    for tag in tags.get("scalars", ()):
+        events = acc.Scalars(tag)
+        scalars[tag] = (np.array([e.step for e in events]), np.array([e.value for e in events]))
+    images = [(e.step, Image.open(io.BytesIO(e.encoded_image_string)))
+              for tag in tags.get("images", ()) for e in acc.Images(tag)]
+    texts = [(e.step, e.tensor_proto.string_val[0].decode())
+             for tag in tags.get("tensors", ()) for e in acc.Tensors(tag)]
+    return {"tags": tags, "scalars": scalars, "images": images, "texts": texts}
+
+
+def check_events(run_dir, starts, image_steps):
+    """The run's TensorBoard events say what its other files say: the same tags as every
+    framework's; each scalar at every step of metrics.csv once, with the csv's value; the
+    config once per start (the steps the run started and resumed at), the last one
+    config.json; the grid once at each of image_steps, the last of each epoch
+    samples/epoch_NNN.png pixel for pixel."""
+    ev = read_events(run_dir)
+    assert ev["tags"] == TENSORBOARD_TAGS
+    m = runfiles.read_metrics(run_dir / "metrics.csv")
+    for tag, column in CSV_COLUMN.items():
+        steps, values = ev["scalars"][tag]
+        assert steps.tolist() == m["step"].tolist(), tag
+        # the csv rounds to 6 decimals (seconds to 4), TensorBoard keeps float32
+        np.testing.assert_allclose(values, m[column], rtol=1e-6,
+                                   atol=5e-5 if column == "seconds" else 1e-6, err_msg=tag)
+    assert [step for step, _ in ev["texts"]] == starts
+    config = json.loads((run_dir / "config.json").read_text())
+    assert json.loads(textwrap.dedent(ev["texts"][-1][1])) == config
+    assert [step for step, _ in ev["images"]] == image_steps
+    epoch_of = dict(zip(m["step"].astype(int).tolist(), m["epoch"].astype(int).tolist()))
+    last_of_epoch = {epoch_of[step]: im for step, im in ev["images"]}
+    for epoch, im in last_of_epoch.items():
+        with Image.open(run_dir / "samples" / f"epoch_{epoch:03d}.png") as png:
+            assert im.size == png.size, epoch
+            np.testing.assert_array_equal(np.asarray(im.convert(png.mode)), np.asarray(png))
+
+
 def check_short_run(run_dir, framework, checkpoint):
     """A 10-step TINY run (8 steps an epoch) wrote every file of DESIGN's run directory."""
     for f in ["config.json", "metrics.csv", "losses.png", "d_outputs.png", "progress.gif",
@@ -63,6 +131,7 @@ def check_short_run(run_dir, framework, checkpoint):
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["framework"] == framework and cfg["profile"] == "cpu" and cfg["channels"] == 1
     assert weights.load(run_dir / "weights.npz")[2]["step"] == 10
+    check_events(run_dir, starts=[0], image_steps=[8, 10])
 
 
 def check_resume_equals_an_uninterrupted_run(train, tmp_path):
@@ -70,6 +139,7 @@ def check_resume_equals_an_uninterrupted_run(train, tmp_path):
     part = run_tiny(train, tmp_path / "part", "--max-steps", "5")       # stops mid-epoch 1
     resume(train, part, 12)
     assert_same_run(whole, part)
+    check_events(part, starts=[0, 5], image_steps=[5, 8, 12])
 
 
 def check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch):
@@ -93,6 +163,7 @@ def check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "train_step", real_step)
     resume(train_mod.train, d, 12)
     assert_same_run(run_tiny(train_mod.train, tmp_path / "whole", "--max-steps", "12"), d)
+    check_events(d, starts=[0, 3], image_steps=[8, 12])
 
 
 def check_sample_command(cli, package, run_dir, sample, tmp_path):
