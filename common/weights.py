@@ -19,6 +19,19 @@ and for a `conv_transpose` (each input pixel scatters a copy of the kernel):
     out[y*s - p + i, x*s - p + j, o] += in[y, x, c] * K[i, j, c, o]
 which is PyTorch's ConvTranspose2d. In PyTorch terms: Conv2d.weight (o, c, i, j) is
 K.transpose(3, 2, 0, 1); ConvTranspose2d.weight (c, o, i, j) is K.transpose(2, 3, 0, 1).
+A conv_transpose with output padding q crops p rows and columns at the top and left but
+only p - q at the bottom and right (PyTorch's output_padding adds them at the end).
+
+A fully connected (`linear`) layer's kernel is (in, out): out[o] = sum_i in[i] K[i, o]
+(+ bias[o]), which is Linear.weight.T in PyTorch and the Dense kernel of Flax and Keras.
+Where its input is a feature map, the map is flattened in (H, W, C) order: i = (y * W +
+x) * C + c. Where its output is viewed as a map, o is read in the same (H, W, C) order,
+and so are the BatchNorm vectors of a layer that normalises those features one by one.
+This is the order Flax and Keras get from a plain reshape of their (N, H, W, C) arrays;
+PyTorch's `x.view(N, -1)` of an (N, C, H, W) tensor flattens in (C, H, W) order instead,
+so pytorch_impl permutes the rows (or columns) of such a kernel as it converts it. A
+kernel that skipped that permutation would load without error and compute another
+network: the classic porting bug, which the cross-framework tests would catch.
 """
 from __future__ import annotations
 
@@ -48,13 +61,20 @@ def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
 
 
 def layer_shapes(prefix: str, l: Layer) -> dict[str, tuple[int, ...]]:
-    s = {f"{prefix}.kernel": (l.kernel, l.kernel, l.in_ch, l.out_ch)}
+    s = {f"{prefix}.kernel": l.kernel_shape}
     if l.bias:
         s[f"{prefix}.bias"] = (l.out_ch,)
     if l.batchnorm:
         for k in ("gamma", "beta", "running_mean", "running_var"):
-            s[f"{prefix}.{k}"] = (l.out_ch,)
+            s[f"{prefix}.{k}"] = (l.norm_features,)
     return s
+
+
+def chw_to_hwc(chw: tuple[int, int, int]) -> np.ndarray:
+    """For features that PyTorch lays out as a (C, H, W) map flattened: the index array
+    that puts them in the portable (H, W, C) order, portable = pytorch[chw_to_hwc(...)]."""
+    c, h, w = chw
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
 def running_stats(arrays: dict, net: str) -> dict:

@@ -11,14 +11,18 @@ from pytorch_impl.model import build, layer_table, load_portable, to_portable
 from tests.helpers import layer_ref
 
 
-def cfg(size, channels, ngf=64, ndf=64, nz=100):
-    return Config(image_size=size, channels=channels, nz=nz, ngf=ngf, ndf=ndf)
+def cfg(size, channels, ngf=64, ndf=64, nz=100, arch="dcgan"):
+    return Config(arch=arch, image_size=size, channels=channels, nz=nz, ngf=ngf, ndf=ndf)
 
 
-@pytest.mark.parametrize("size", [32, 64])
-@pytest.mark.parametrize("channels", [1, 3])
-def test_every_layer_matches_the_spec(size, channels):
-    c = cfg(size, channels)
+OP = {"conv": nn.Conv2d, "conv_transpose": nn.ConvTranspose2d, "linear": nn.Linear}
+
+
+@pytest.mark.parametrize("arch,size,channels", [("dcgan", 32, 1), ("dcgan", 32, 3), ("dcgan", 64, 1),
+                                                 ("dcgan", 64, 3), ("paper", 32, 1), ("paper", 64, 3),
+                                                 ("paper", 48, 1), ("cs231n", 28, 1), ("cs231n", 28, 3)])
+def test_every_layer_matches_the_spec(arch, size, channels):
+    c = cfg(size, channels, arch=arch)
     generator, discriminator = build(c)
     for model, layers, x in ((generator, spec.generator_spec(c), torch.zeros(2, c.nz)),
                              (discriminator, spec.discriminator_spec(c), torch.zeros(2, channels, size, size))):
@@ -27,11 +31,25 @@ def test_every_layer_matches_the_spec(size, channels):
         for (name, _, shape, params, stats), l, (_, blk) in zip(rows, layers, model.main.named_children()):
             assert shape == l.out_shape, name
             assert (params, stats) == (l.params, l.stats), name
-            conv = blk.conv
-            assert isinstance(conv, nn.ConvTranspose2d if l.kind == "conv_transpose" else nn.Conv2d)
-            assert (conv.kernel_size, conv.stride, conv.padding) == ((l.kernel,) * 2, (l.stride,) * 2, (l.padding,) * 2)
-            assert (conv.in_channels, conv.out_channels, conv.bias is not None) == (l.in_ch, l.out_ch, l.bias)
+            m = blk.fc if l.kind == "linear" else blk.conv
+            assert type(m) is OP[l.kind], name
+            assert (m.bias is not None) == l.bias, name
+            if l.kind == "linear":
+                assert (m.in_features, m.out_features) == (l.in_ch, l.out_ch)
+            else:
+                assert (m.kernel_size, m.stride, m.padding) == ((l.kernel,) * 2, (l.stride,) * 2, (l.padding,) * 2)
+                assert (m.in_channels, m.out_channels) == (l.in_ch, l.out_ch)
+            if l.kind == "conv_transpose":
+                assert m.output_padding == (l.output_padding,) * 2, name
             assert hasattr(blk, "bn") == l.batchnorm
+            names = [n for n, _ in blk.named_children()]
+            if l.batchnorm and l.activation:        # the order inside the block
+                assert (names.index("act") < names.index("bn")) == l.act_first, name
+            assert hasattr(blk, "pool") == bool(l.pool)
+            if l.pool:
+                assert blk.pool.kernel_size == blk.pool.stride == l.pool and blk.pool.padding == 0
+            if l.activation == "leaky_relu":
+                assert blk.act.negative_slope == (l.slope or 0.2), name
     assert sum(p.numel() for p in generator.parameters()) == spec.totals(spec.generator_spec(c))[0]
     assert sum(p.numel() for p in discriminator.parameters()) == spec.totals(spec.discriminator_spec(c))[0]
 
@@ -112,3 +130,67 @@ def test_portable_export_is_a_snapshot():
     generator(torch.randn(8, 8))                    # updates running stats in place
     after = to_portable(generator, discriminator)
     assert not np.allclose(before["generator.g1.running_mean"], after["generator.g1.running_mean"])
+
+
+def randomised(c, seed):
+    """G and D of c in float64, with every weight, bias and BatchNorm vector random (not
+    their initial 0 / 1), so that a misplaced element shows."""
+    generator, discriminator = build(c, seed)
+    generator.double(), discriminator.double()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in list(generator.modules()) + list(discriminator.modules()):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.normal_(generator=g)
+                m.running_var.uniform_(0.5, 2, generator=g)
+                m.weight.normal_(1, 0.3, generator=g)
+                m.bias.normal_(generator=g)
+            elif getattr(m, "bias", None) is not None and isinstance(m, tuple(OP.values())):
+                m.bias.normal_(generator=g)
+    return generator, discriminator
+
+
+@pytest.mark.parametrize("c", [cfg(32, 3, 4, 4, 16, "paper"), cfg(28, 1, 8, 4, 96, "cs231n"),
+                               cfg(16, 1, 4, 4, 16)], ids=["paper", "cs231n", "dcgan"])
+def test_each_network_computes_what_the_reference_computes(c):
+    """From its own portable export, each network gives the float64 NumPy reference's
+    images, logits and updated statistics, in training and in inference mode. This is
+    what proves the (C, H, W) <-> (H, W, C) conversion of the fully connected layers:
+    the same check with the flatten order left as PyTorch's is far off."""
+    from common import reference
+    generator, discriminator = randomised(c, 1)
+    a = to_portable(generator, discriminator)
+    z = np.random.default_rng(0).standard_normal((6, c.nz))
+    for train in (False, True):
+        generator.train(train), discriminator.train(train)
+        want_x, g_stats = reference.generator(c, a, z, train)
+        want_y, d_stats = reference.discriminator(c, a, want_x, train)
+        with torch.no_grad():
+            x = generator(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
+            y = discriminator(torch.from_numpy(want_x).permute(0, 3, 1, 2)).numpy()
+        np.testing.assert_allclose(x, want_x, atol=1e-12)
+        np.testing.assert_allclose(y, want_y, atol=1e-12)
+        after = to_portable(generator, discriminator)
+        for k, v in {**g_stats, **d_stats}.items():
+            np.testing.assert_allclose(after[k], v, atol=1e-12, err_msg=k)
+    if c.arch != "dcgan":                        # no fully connected layer in the tutorial's
+        x, _ = reference.generator(c, a, z, False)
+        wrong, _ = reference.discriminator(c, a, x, False, flatten_order="chw")
+        # 100x the cross-framework tests' tolerance of 1e-5
+        assert np.abs(wrong - reference.discriminator(c, a, x, False)[0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("c", [cfg(32, 3, 4, 4, 16, "paper"), cfg(28, 1, 8, 4, 96, "cs231n")],
+                         ids=["paper", "cs231n"])
+def test_other_networks_round_trip_through_portable_files(c, tmp_path):
+    generator, discriminator = randomised(c, 2)
+    weights.save(tmp_path / "w.npz", c, to_portable(generator, discriminator))
+    file_cfg, arrays, _ = weights.load(tmp_path / "w.npz", c)
+    assert file_cfg.arch == c.arch
+    g2, d2 = build(file_cfg, seed=3)
+    load_portable(g2.double(), d2.double(), arrays)
+    for m1, m2 in ((generator, g2), (discriminator, d2)):
+        s1, s2 = m1.state_dict(), m2.state_dict()
+        for k in s1:
+            if not k.endswith("num_batches_tracked"):
+                torch.testing.assert_close(s1[k], s2[k].to(s1[k].dtype), rtol=0, atol=1e-7, msg=k)
