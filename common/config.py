@@ -43,6 +43,15 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit status 2, nothing written."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a mistake on the command line is one line on stderr,
+    `prog: error: MESSAGE (see --help)`, exit status 2, as a UserError is: the usage block
+    argparse prints first would push the reason off a small terminal."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 @dataclass
 class Config:
     dataset: str = "mnist"
@@ -87,13 +96,53 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """A run's config.json, every value checked as its flag would be."""
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"{path} not found: is this a run directory written by train?")
+            what = "is not a file" if path.exists() else "not found"
+            raise UserError(f"{path} {what}: is this a run directory written by train?")
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise UserError(f"{path} is not a valid config file ({e})") from None
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as e:       # ValueError: bad JSON, or bytes not UTF-8
+            raise UserError(f"{path} is not a valid config file ({e}); put back the "
+                            "run's own config.json, or start a new run with --out") from None
+        problem = saved_config_problem(d)
+        if problem:
+            raise UserError(f"{path} is not a valid config file ({problem}); put back the "
+                            "run's own config.json, or start a new run with --out")
+        return cls.from_dict(d)
+
+
+def saved_config_problem(d) -> str | None:
+    """What is wrong with a config read back from JSON, or None: each field must have its
+    annotated type, and each field that is a flag must pass that flag's own check."""
+    if not isinstance(d, dict):
+        return f"a JSON {type(d).__name__}, not an object"
+    types = {"int": int, "float": (int, float), "str": str}
+    for f in dataclasses.fields(Config):
+        if f.name not in d:
+            continue                              # an older run: the default stands
+        v, allowed = d[f.name], f.type.split(" | ")
+        if v is None:
+            if "None" not in allowed:
+                return f"{f.name} is null"
+            continue
+        if isinstance(v, bool) or not isinstance(v, tuple(types[t] for t in allowed if t in types)):
+            return f"{f.name} is {v!r}, not {' or '.join(t for t in allowed if t != 'None')}"
+    if d.get("channels") is not None and not 1 <= d["channels"] <= 4:
+        return f"channels is {d['channels']}, not from 1 to 4"
+    for action in build_parser("config.json")._actions:   # argparse has no public list
+        v = d.get(action.dest)
+        if v is None or action.dest == "help":
+            continue
+        if action.choices is not None and v not in action.choices:
+            return f"{action.dest} is {v!r}, not one of {', '.join(action.choices)}"
+        if action.type is not None:
+            try:
+                action.type(str(v))
+            except argparse.ArgumentTypeError as e:
+                return f"{action.dest} {e}"
+    return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -128,7 +177,7 @@ def _float_in(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog,
         description="Train the DCGAN. Unset size flags follow the device: 64x64 with "
         "ngf=ndf=64 for 5 epochs on a GPU; 32x32 with ngf=ndf=32 for 2000 steps on a CPU.",
@@ -171,7 +220,8 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
     if "resume" in given:
         run_dir = Path(given["resume"])
         if not run_dir.is_dir():
-            parser.error(f"--resume {run_dir}: no such run directory")
+            parser.error(f"--resume {run_dir}: " + ("not a directory: give the run directory "
+                         "that train wrote" if run_dir.exists() else "no such run directory"))
         saved = Config.load(run_dir / "config.json")
         clash = {k: (v, getattr(saved, k)) for k, v in given.items()
                  if k not in RESUMABLE_OVERRIDES | {"resume", "out"} and getattr(saved, k) != v}
@@ -205,7 +255,7 @@ def run_main(main, argv=None):
 def parse_model_args(argv: list[str] | None, prog: str) -> Config:
     """The flags of `python -m <fw>_impl.model`: the network's shape only. Defaults are the
     paper's 64x64 RGB network (the PyTorch DCGAN tutorial's)."""
-    p = argparse.ArgumentParser(prog=prog, description="Print each layer's output shape "
+    p = ArgumentParser(prog=prog, description="Print each layer's output shape "
                                 "and parameter count, and the totals.")
     p.add_argument("--image-size", type=_int_in(8, 1024), default=64)
     p.add_argument("--channels", type=_int_in(1, 4), default=3)
@@ -218,7 +268,7 @@ def parse_model_args(argv: list[str] | None, prog: str) -> Config:
 
 def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     """The flags of `python -m <fw>_impl.sample`, shared by the three."""
-    p = argparse.ArgumentParser(prog=prog, description="Generate images from portable "
+    p = ArgumentParser(prog=prog, description="Generate images from portable "
                                 "weights written by any of the three implementations.")
     p.add_argument("--weights", required=True, help="a weights.npz from a run directory")
     p.add_argument("--n", type=_int_in(1, 100000), default=64, help="how many images")
@@ -231,8 +281,14 @@ def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     a = p.parse_args(argv)
     if Path(a.out).suffix not in (".png", ".npy"):
         p.error(f"--out {a.out}: must end in .png or .npy")
-    if not Path(a.out).resolve().parent.is_dir():
-        p.error(f"--out {a.out}: directory {Path(a.out).parent} does not exist")
+    out = Path(a.out)
+    if not out.resolve().parent.is_dir():
+        p.error(f"--out {a.out}: {out.parent} is not a directory" if out.resolve().parent.exists()
+                else f"--out {a.out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        p.error(f"--out {a.out}: is a directory; give a file name ending in .png or .npy")
+    if not os.access(out.resolve().parent, os.W_OK):
+        p.error(f"--out {a.out}: cannot write in {out.parent}; choose another place")
     return a
 
 
@@ -242,10 +298,18 @@ def load_noise(args, nz: int):
     if args.noise is None:
         return np.random.default_rng(args.seed).standard_normal((args.n, nz), np.float32)
     try:
+        with open(args.noise, "rb") as f:         # np.load would open an .npz as an archive
+            if f.read(6) != b"\x93NUMPY":          # and try anything else as a pickle
+                raise ValueError("not a .npy file: save z with np.save")
         z = np.load(args.noise, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise UserError(f"--noise {args.noise}: cannot read it as .npy ({e})") from None
-    if z.ndim != 2 or z.shape[1] != nz or not np.isfinite(z).all():
-        raise UserError(f"--noise {args.noise}: need a finite array of shape (N, {nz}) for "
-                        f"this generator, got {z.shape}")
+    if z.dtype.kind != "f":
+        raise UserError(f"--noise {args.noise}: holds {z.dtype} values; z must be floating "
+                        "point (np.float32)")
+    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] != nz:
+        raise UserError(f"--noise {args.noise}: need an array of shape (N, {nz}) for this "
+                        f"generator, got {z.shape}")
+    if not np.isfinite(z).all():
+        raise UserError(f"--noise {args.noise}: holds NaN or infinite values")
     return z.astype(np.float32)
