@@ -13,7 +13,9 @@ import os
 import pickle
 import shutil
 import tarfile
+import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"{path}: cannot read ({e}); {fix}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise UserError(f"{path}: not an IDX file (bad magic number); {fix}")
@@ -148,7 +150,11 @@ def _idx_images(cfg: Config, sub: str, files: dict, mirrors: list[str],
             print(f"no {sub} in {root / sub} and no network ({e})")
             return None
         path = root / sub / name
-    return read_idx(path)[..., None], f"{sub} train split, {path}"
+    images = read_idx(path)
+    if images.ndim != 3 or 0 in images.shape:
+        raise UserError(f"{path}: IDX data of shape {images.shape}, not images (N, rows, "
+                        "cols): is it the labels file? Put the train-images file there")
+    return images[..., None], f"{sub} train split, {path}"
 
 
 def load_mnist(cfg: Config) -> tuple[np.ndarray, str]:
@@ -184,8 +190,7 @@ def load_cifar10(cfg: Config) -> tuple[np.ndarray, str]:
             except OSError as e:
                 raise UserError(f"CIFAR-10 not found in {batches} and could not be "
                                 f"downloaded ({e}); put cifar-10-python.tar.gz in {root}") from None
-        with tarfile.open(archive) as t:
-            t.extractall(root, filter="data")
+        extract_cifar10(archive, root)
     images = []
     for i in range(1, 6):
         path = batches / f"data_batch_{i}"
@@ -193,10 +198,27 @@ def load_cifar10(cfg: Config) -> tuple[np.ndarray, str]:
             with open(path, "rb") as f:
                 d = pickle.load(f, encoding="bytes")
             images.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as e:
             raise UserError(f"{path}: missing or corrupt ({e}); delete {batches} and "
                             "extract cifar-10-python.tar.gz again") from None
     return np.concatenate(images).transpose(0, 2, 3, 1), f"CIFAR-10 train split, {batches}"
+
+
+def extract_cifar10(archive: Path, root: Path) -> None:
+    """Unpack the archive into a temporary folder beside it, and move its
+    cifar-10-batches-py into place only once complete: a truncated archive leaves nothing."""
+    with tempfile.TemporaryDirectory(dir=root, prefix=".extracting-") as tmp:
+        try:
+            with tarfile.open(archive) as t:
+                t.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise UserError(f"{archive}: cannot unpack it ({str(e).splitlines()[0]}); it is "
+                            "truncated or corrupt: delete it and run again to download it "
+                            "anew, or put a good copy there") from None
+        if not (Path(tmp) / "cifar-10-batches-py").is_dir():
+            raise UserError(f"{archive}: no cifar-10-batches-py folder in it: is it the "
+                            "CIFAR-10 python version (cifar-10-python.tar.gz)?")
+        os.replace(Path(tmp) / "cifar-10-batches-py", root / "cifar-10-batches-py")
 
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -207,13 +229,14 @@ def load_folder(folder: Path, size: int, channels: int | None, what: str) -> tup
     (torchvision's Resize + CenterCrop, as in the PyTorch DCGAN tutorial for CelebA)."""
     if not folder.is_dir():
         raise UserError(f"{what}: {folder} is not a directory")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not paths:
         raise UserError(f"{what}: no images ({', '.join(sorted(IMAGE_EXTS))}) under {folder}")
     from tqdm import tqdm
     mode = "L" if channels == 1 else "RGB"
     out = np.empty((len(paths), size, size, 1 if mode == "L" else 3), np.uint8)
-    for i, p in enumerate(tqdm(paths, desc=f"loading {what}", unit="img", mininterval=1)):
+    # leave=False: the bar goes when done, so that an error below it stands alone
+    for i, p in enumerate(tqdm(paths, desc=f"loading {what}", unit="img", mininterval=1, leave=False)):
         try:
             with Image.open(p) as im:
                 out[i] = _resize_crop(im.convert(mode), size).reshape(out.shape[1:])

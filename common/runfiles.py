@@ -39,16 +39,41 @@ def open_run_dir(cfg: Config, checkpoint_name: str) -> tuple[Path, Path | None]:
     out = Path(cfg.out)
     ckpt = out / checkpoint_name
     if cfg.resume:
+        if ckpt.exists() and not ckpt.is_file():
+            raise UserError(f"--resume {out}: {checkpoint_name} there is not a file; put the "
+                            "run's checkpoint back, or start a new run with --out")
         if not ckpt.is_file():
             others = sorted(p.name for p in out.glob("checkpoint.*"))
             hint = f" (it has {', '.join(others)}: resume it with the framework that wrote it)" if others else ""
             raise UserError(f"--resume {out}: no {checkpoint_name} there{hint}")
+        if (out / "samples").exists() and not (out / "samples").is_dir():
+            raise UserError(f"--resume {out}: samples there is not a directory; move it away "
+                            "and resume again")
         return out, ckpt
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out} already exists and is not empty; choose another "
-                        f"directory, or continue that run with --resume {out}")
-    (out / "samples").mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the run")
+    new = [p for p in (out / "samples", out, *out.parents) if not p.exists()]  # mkdir makes these
+    try:
+        if out.is_dir() and any(out.iterdir()):
+            raise UserError(f"--out {out} already exists and is not empty; choose another "
+                            f"directory, or continue that run with --resume {out}")
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+    except OSError as e:                  # under /proc, below a file, a read-only disk, ...
+        for p in new:                     # deepest first: leave nothing half-made behind
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise UserError(f"--out {out}: cannot create the run directory ({e.strerror}: "
+                        f"{e.filename or out}); choose a place you can write to") from None
     return out, None
+
+
+def checkpoint_error(path: Path, e: Exception) -> UserError:
+    """What --resume says of a checkpoint its framework cannot restore (e: why, first line)."""
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return UserError(f"{path}: cannot restore this checkpoint ({why}); it is truncated, "
+                     "corrupt or not this run's: put back a good copy, or start a new run with --out")
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
@@ -91,11 +116,11 @@ class MetricsLog:
             with open(path, "w", newline="") as f:
                 csv.writer(f).writerow(COLUMNS)
         else:
-            rows = read_metrics_rows(path)
+            rows = resumable_rows(path, resume_step)      # checked before it is rewritten
             with open(path, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(COLUMNS)
-                w.writerows(r for r in rows if int(r[0]) <= resume_step)
+                w.writerows(rows)
         self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)
 
@@ -107,6 +132,35 @@ class MetricsLog:
 
     def close(self) -> None:
         self.file.close()
+
+
+def resumable_rows(path: Path, resume_step: int) -> list[list[str]]:
+    """The rows of a run's metrics.csv up to resume_step. A last row cut short (the process
+    was killed while writing it) is dropped; anything else unreadable is a UserError."""
+    fix = "move it away (a new one is started) and resume again"
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, ValueError, csv.Error) as e:     # ValueError: bytes that are not UTF-8
+        raise UserError(f"{path}: cannot read it ({e}); {fix}") from None
+    if not rows or rows[0] != COLUMNS:
+        raise UserError(f"{path}: not a metrics.csv of train (its header is not "
+                        f"{','.join(COLUMNS)}); {fix}")
+
+    def is_row(r):
+        try:
+            int(r[0]), [float(x) for x in r[1:]]
+        except (ValueError, IndexError):
+            return False
+        return len(r) == len(COLUMNS)
+
+    body = rows[1:]
+    if body and not is_row(body[-1]):
+        body = body[:-1]
+    for i, r in enumerate(body):
+        if not is_row(r):
+            raise UserError(f"{path}: line {i + 2} is not a row of metrics; {fix}")
+    return [r for r in body if int(r[0]) <= resume_step]
 
 
 def read_metrics_rows(path: Path) -> list[list[str]]:
@@ -164,12 +218,19 @@ def save_grid(images: np.ndarray, path: str | Path, nrow: int = 8, scale: int = 
 
 def save_images(images: np.ndarray, out: str | Path, nrow: int = 8) -> None:
     """What `sample --out` writes: .npy -> the float32 (N, H, W, C) array in [-1, 1];
-    .png -> a grid."""
+    .png -> a grid. Atomic: a file already there is replaced only by a complete one."""
     out = Path(out)
-    if out.suffix == ".npy":
-        np.save(out, images.astype(np.float32))
-    else:
-        save_grid(images, out, nrow=nrow)
+
+    def write(tmp):
+        if out.suffix == ".npy":
+            np.save(tmp, images.astype(np.float32))
+        else:
+            save_grid(images, tmp, nrow=nrow)
+    try:
+        atomic_save(out, write)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write it ({e.strerror or e}); choose "
+                        "another place") from None
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -253,10 +314,12 @@ class Run:
         if step >= self.last:
             raise UserError(f"{self.dir} is already at step {step} of {self.last}; to train "
                             "further pass a larger --max-steps or --epochs with --resume")
+        # metrics.csv first: on resume it is checked before anything in the run is rewritten
+        self.metrics = MetricsLog(self.dir / "metrics.csv", step if self.resume_from else None)
         write_config(self.dir, self.cfg)
+        (self.dir / "samples").mkdir(exist_ok=True)
         if self.resume_from:
             print(f"resuming {self.dir} at step {step}")
-        self.metrics = MetricsLog(self.dir / "metrics.csv", step if self.resume_from else None)
         self.board = TensorBoardLog(self.dir, step if self.resume_from else None)
         self.board.config(step, self.cfg.to_json())
         self.bar = tqdm(total=self.last, initial=step, unit="step", dynamic_ncols=True,

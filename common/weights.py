@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, UserError
+from .config import Config, UserError, saved_config_problem
 from .spec import Layer, discriminator_spec, generator_spec
 
 FORMAT = "dcgan-portable-v1"
@@ -88,6 +88,12 @@ def network_config(cfg: Config) -> dict:
     return {k: getattr(cfg, k) for k in NETWORK_KEYS}
 
 
+def network_diff(saved: dict, cfg: Config) -> str:
+    """'ngf 4 (wanted 8), ...' for each network key where a saved config differs from cfg."""
+    return ", ".join(f"{k} {saved.get(k)} (wanted {getattr(cfg, k)})" for k in NETWORK_KEYS
+                     if saved.get(k) != getattr(cfg, k))
+
+
 def save(path: str | Path, cfg: Config, arrays: dict[str, np.ndarray], **meta) -> None:
     """Check every array against the spec, then write the file atomically."""
     shapes = expected_shapes(cfg)
@@ -110,26 +116,43 @@ def load(path: str | Path, cfg: Config | None = None) -> tuple[Config, dict[str,
     """Read a portable file. Returns (network Config, arrays, header). If cfg is given, the
     file must hold that network; every array's shape is checked against the spec."""
     path = Path(path)
+    fix = "give the weights.npz of a run directory"
     if not path.is_file():
-        raise UserError(f"{path}: no such weights file")
+        raise UserError(f"{path}: " + (f"not a file; {fix}" if path.exists() else "no such weights file"))
     try:
+        with open(path, "rb") as f:       # else np.load tries a pickle, and says so
+            if f.read(4) != b"PK\x03\x04":
+                raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: not a portable weights file ({e}); {fix}") from None
+    try:
         header = json.loads(str(arrays.pop("config")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a portable weights file ({e})") from None
-    if header.get("format") != FORMAT:
-        raise UserError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
-    file_cfg = Config(**{k: header[k] for k in NETWORK_KEYS})
-    if cfg is not None:
-        diff = {k: (header[k], getattr(cfg, k)) for k in NETWORK_KEYS if header[k] != getattr(cfg, k)}
-        if diff:
-            what = ", ".join(f"{k} {a} (wanted {b})" for k, (a, b) in diff.items())
-            raise UserError(f"{path} holds another network: {what}")
-    shapes = expected_shapes(file_cfg)
+    except (KeyError, ValueError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        what = header.get("format") if isinstance(header, dict) else None
+        raise UserError(f"{path}: not a portable weights file (format {what!r}, expected "
+                        f"{FORMAT!r}); {fix}")
+    net = {k: header.get(k) for k in NETWORK_KEYS}
+    problem = saved_config_problem(net) or next((f"no {k}" for k, v in net.items() if v is None), None)
+    if problem:
+        raise UserError(f"{path}: its config does not describe a network ({problem}); {fix}")
+    file_cfg = Config(**net)
+    if cfg is not None and network_diff(header, cfg):
+        raise UserError(f"{path} holds another network: {network_diff(header, cfg)}")
+    try:
+        shapes = expected_shapes(file_cfg)
+    except UserError as e:
+        raise UserError(f"{path}: its config does not describe a network ({e})") from None
     for k, shape in shapes.items():
-        if k not in arrays:
+        a = arrays.get(k)
+        if a is None:
             raise UserError(f"{path}: array {k} is missing")
-        if arrays[k].shape != shape:
-            raise UserError(f"{path}: {k} has shape {arrays[k].shape}, its config needs {shape}")
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            raise UserError(f"{path}: {k} holds {getattr(a, 'dtype', type(a).__name__)}, not "
+                            "floating-point numbers (the format stores float32)")
+        if a.shape != shape:
+            raise UserError(f"{path}: {k} has shape {a.shape}, its config needs {shape}")
     return file_cfg, {k: arrays[k].astype(np.float32) for k in shapes}, header
