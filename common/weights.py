@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, UserError, saved_config_problem
-from .spec import Layer, discriminator_spec, generator_spec
+from .spec import ARCHITECTURES, Layer, discriminator_spec, generator_spec
 
 FORMAT = "dcgan-portable-v1"
 NETWORK_KEYS = ("arch", "image_size", "channels", "nz", "ngf", "ndf")
@@ -136,7 +136,9 @@ def load(path: str | Path, cfg: Config | None = None) -> tuple[Config, dict[str,
         raise UserError(f"{path}: not a portable weights file (format {what!r}, expected "
                         f"{FORMAT!r}); {fix}")
     net = {k: header.get(k) for k in NETWORK_KEYS}
-    problem = saved_config_problem(net) or next((f"no {k}" for k, v in net.items() if v is None), None)
+    problem = (next((f"no {k}" for k, v in net.items() if v is None), None)
+               or saved_config_problem({k: v for k, v in net.items() if k != "arch"})
+               or (None if isinstance(net["arch"], str) and net["arch"] in ARCHITECTURES else f"arch {net['arch']!r} is unknown"))
     if problem:
         raise UserError(f"{path}: its config does not describe a network ({problem}); {fix}")
     file_cfg = Config(**net)

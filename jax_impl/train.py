@@ -11,6 +11,7 @@ driver); `--device auto` then uses it.
 """
 import os
 import time
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -142,23 +143,34 @@ def save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, st
 
 
 def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device) -> int:
+    # np.load raises zipfile.BadZipFile for a truncated zip (and for a flipped byte: it
+    # checks each array's CRC); another framework's zip loads as raw bytes under other
+    # names, which the checks below refuse. A file that is no zip at all it would try as a
+    # pickle, and advise loading that unsafely: the first bytes say so first.
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
+        step = arrays.get("step")
+        if not isinstance(step, np.ndarray) or step.shape != () or step.dtype.kind not in "iu" or step < 0:
+            raise ValueError("no step in it: not a checkpoint of jax_impl.train")
         for name, obj in zip(PARTS, (generator, discriminator, g_optimizer, d_optimizer)):
             new = []
             for key, v in flat_state(obj).items():
-                a = arrays[f"{name}/{key}"]
-                if a.shape != v.shape or a.dtype != v.dtype:
-                    raise ValueError(f"{name}/{key} is {a.dtype}{list(a.shape)}, the model needs {v.dtype}{list(v.shape)}")
+                a = arrays.get(f"{name}/{key}")
+                if not isinstance(a, np.ndarray) or a.shape != v.shape or a.dtype != v.dtype:
+                    what = f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+                    raise ValueError(f"{name}/{key} is {what}, the model needs {v.dtype}{list(v.shape)}")
                 new.append((tuple(key.split("/")), a))
             state = nnx.state(obj)
             for (path, var), (_, a) in zip(nnx.to_flat_state(state), new):
                 var.value = jax.device_put(a, device)
             nnx.update(obj, state)
-        return int(arrays["step"])
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise UserError(f"{path}: cannot restore this checkpoint ({str(e).splitlines()[0]})") from None
+        return int(step)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise runfiles.checkpoint_error(path, e) from None
 
 
 # ========================================================================================

@@ -7,6 +7,7 @@ driven by fit() and callbacks.
     python -m keras_impl.train --dataset celeba --data-dir data --device gpu
 """
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -20,6 +21,7 @@ from keras import ops
 
 from common import data, runfiles, weights
 from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
+from common.weights import network_diff
 from keras_impl.model import build, to_portable
 
 FRAMEWORK = "keras"
@@ -177,11 +179,20 @@ def save_checkpoint(path, gan):
 
 
 def load_checkpoint(path, gan) -> int:
+    # A .keras file is a zip: a truncated or non-zip file raises zipfile.BadZipFile (a
+    # flipped byte too: the zip's CRC), another framework's zip has no config.json (and no
+    # model.weights.h5: KeyError). A .keras of another network would fail in load_weights
+    # with a page about an optimizer variable; its config.json says which network it holds.
     try:
+        with zipfile.ZipFile(path) as z:
+            if "config.json" not in z.namelist():
+                raise ValueError("no config.json in it: not a checkpoint of keras_impl.train")
+            saved = json.loads(z.read("config.json"))["config"]["config"]
+        if network_diff(saved, gan.cfg):
+            raise ValueError(f"it holds another network: {network_diff(saved, gan.cfg)}")
         gan.load_weights(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise UserError(f"{path}: cannot restore this checkpoint "
-                        f"({str(e).splitlines()[0]})") from None
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise runfiles.checkpoint_error(path, e) from None
     return gan.step
 
 
