@@ -1,6 +1,9 @@
-"""DCGAN generator and discriminator in Keras 3 (NHWC; kernels HWIO, transposed HWOI).
+"""The generators and discriminators in Keras 3 (NHWC; kernels HWIO, transposed HWOI,
+dense (in, out)): the tutorial's DCGAN, the paper's network and the CS231n 28x28 one
+(common/spec.py).
 
     python -m keras_impl.model --image-size 64 --channels 3   # layer table and totals
+    python -m keras_impl.model --arch cs231n
 
 keras_impl/__init__.py, which Python runs before this module, sets KERAS_BACKEND.
 """
@@ -10,16 +13,19 @@ from keras import layers, ops
 
 from common import spec
 from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
+from common.spec import CS231N_SLOPE
 
 # ----------------------------------------------------------------------------------------
 # networks
 
 class BatchNorm(layers.BatchNormalization):
-    """BatchNormalization that behaves like PyTorch's BatchNorm2d. Keras' defaults differ:
+    """BatchNormalization that behaves like PyTorch's BatchNorm2d on a map (statistics
+    over B, H, W for each channel) and BatchNorm1d on a vector (over B for each feature):
+    Keras normalises every axis but the last either way. Keras' defaults differ:
     epsilon 1e-3 (PyTorch 1e-5) and momentum 0.99 = weight of the OLD value (PyTorch's 0.1
     is the weight of the NEW one, so 0.9 here). And Keras feeds its moving variance with
     the biased batch variance, where PyTorch feeds the unbiased one (times n / (n - 1),
-    n = B*H*W) while normalising the batch with the biased one, as this call does."""
+    n = B*H*W, or B) while normalising the batch with the biased one, as this call does."""
 
     def __init__(self, momentum=1 - BN_MOMENTUM, epsilon=BN_EPS, **kwargs):
         kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, INIT_STD))
@@ -28,7 +34,7 @@ class BatchNorm(layers.BatchNormalization):
     def call(self, x, training=None):
         if not training:
             return super().call(x, training=False)     # moving statistics
-        mean, var = ops.moments(x, axes=(0, 1, 2))       # biased variance, (C,)
+        mean, var = ops.moments(x, axes=tuple(range(len(x.shape) - 1)))  # biased, (C,)
         n = ops.cast(ops.size(x) // ops.shape(x)[-1], x.dtype)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
@@ -37,22 +43,56 @@ class BatchNorm(layers.BatchNormalization):
                                        scale=self.gamma, epsilon=self.epsilon)
 
 
-def conv(out_ch, stride, padding, transpose=False):
-    """4x4 kernels ~ N(0, 0.02) (Keras' default is glorot-uniform), no bias. For these
-    shapes Keras' padding names are PyTorch's numbers: 'valid' is p0 and 'same' is p1 (TF
-    pads 2 in total for k4/s2 and splits it 1 + 1; an odd total would go to the end)."""
+def init():
+    return keras.initializers.RandomNormal(0.0, INIT_STD)   # Keras' default: glorot-uniform
+
+
+def conv(out_ch, stride, padding, transpose=False, kernel=4, bias=False, output_padding=None):
+    """Kernels ~ N(0, 0.02), biases (Keras' default initializer) zero. For 4x4 kernels
+    Keras' padding names are PyTorch's numbers: 'valid' is p0 and 'same' is p1 (TF pads
+    k - s = 2 in total for k4/s2 and splits it 1 + 1). Where k - s is odd (5x5, stride 2)
+    TF puts the extra row at the END of a conv's padding and so at the START of a
+    transposed conv's output: never PyTorch's, so those layers pad and crop by hand."""
     cls = layers.Conv2DTranspose if transpose else layers.Conv2D
-    return cls(out_ch, 4, stride, padding, use_bias=False, name="conv",
-               kernel_initializer=keras.initializers.RandomNormal(0.0, INIT_STD))
+    extra = {"output_padding": output_padding} if transpose else {}
+    return cls(out_ch, kernel, stride, padding, use_bias=bias, name="conv",
+               kernel_initializer=init(), **extra)
 
 
-def block(name, conv_layer, batchnorm, act):
-    """One spec layer: conv, optional BatchNorm, optional activation."""
-    stack = [conv_layer]
-    if batchnorm:
-        stack.append(BatchNorm(name="bn"))
+def conv5x5_s2(out_ch, bias):
+    """PyTorch's Conv2d(k=5, s=2, padding=2): zeros 2 on every side, then 'valid'.
+    Conv2D(padding='same') would pad 1 at the top/left and 2 at the bottom/right."""
+    return [layers.ZeroPadding2D(2, name="pad"), conv(out_ch, 2, "valid", kernel=5, bias=bias)]
+
+
+def conv_transpose5x5_s2(out_ch, bias):
+    """PyTorch's ConvTranspose2d(k=5, s=2, padding=2, output_padding=1) = 2H x 2W: 'valid'
+    (2H + 3), output_padding 1 adds a row and a column at the bottom/right (2H + 4), then 2
+    cropped from every side. Conv2DTranspose(padding='same') gives 2H x 2W too but crops
+    1 at the top/left, 2 at the bottom/right, with or without output_padding=1: a shift by
+    one pixel (tests/test_keras_model.py shows how far off that is)."""
+    return [conv(out_ch, 2, "valid", True, kernel=5, bias=bias, output_padding=1),
+            layers.Cropping2D(2, name="crop")]
+
+
+def dense(units, bias):
+    """Kernel (in, out), the portable layout as it is, ~ N(0, 0.02); bias zero."""
+    return layers.Dense(units, use_bias=bias, name="fc", kernel_initializer=init())
+
+
+def block(name, op, batchnorm, act, act_first=False, pool=0):
+    """One spec layer: op (a layer, or a list: flatten/reshape/pad, the conv or dense,
+    crop/reshape), optional BatchNorm and activation in that order, or the activation
+    first (act_first), then an optional max-pool."""
+    stack = list(op) if isinstance(op, list) else [op]
+    norm = [BatchNorm(name="bn")] if batchnorm else []
     if act is not None:
-        stack.append(act)
+        norm.insert(0 if act_first else len(norm), act)
+    stack += norm
+    if pool:
+        # strides default to pool_size (window = stride, as PyTorch's MaxPool2d(pool));
+        # padding 'valid' (PyTorch's padding 0) is the default too, pinned here anyway
+        stack.append(layers.MaxPooling2D(pool, padding="valid", name="pool"))
     return keras.Sequential(stack, name=name)
 
 
@@ -90,6 +130,77 @@ def make_discriminator(cfg: Config) -> keras.Sequential:
     return keras.Sequential(stack, name="discriminator")
 
 
+def paper_generator(cfg: Config) -> keras.Sequential:
+    """z (B, nz) -> image (B, S, S, C): the DCGAN paper's Figure 1. A fully connected
+    projection of z, reshaped to S/16 x S/16 x ngf*16, BatchNorm and ReLU (the paper's;
+    the PyTorch write-up leaves that ReLU out), then four 5x5 stride-2 transposed
+    convolutions (PyTorch: padding 2, output_padding 1)."""
+    s0, ch = cfg.image_size // 16, cfg.ngf * 16
+    # Reshape reads the dense output in (H, W, C) order: the portable order (weights.py)
+    stack = [keras.Input((cfg.nz,)),
+             block("g1", [dense(s0 * s0 * ch, False), layers.Reshape((s0, s0, ch), name="reshape")],
+                   True, layers.ReLU())]                                     # S/16 x S/16 x ch
+    for i in range(2, 5):
+        stack.append(block(f"g{i}", conv_transpose5x5_s2(ch // 2, False), True,
+                           layers.ReLU()))                                    # 2H x 2W x (ch/2)
+        ch //= 2
+    stack.append(block("g5", conv_transpose5x5_s2(cfg.channels, True), False,
+                       layers.Activation("tanh")))                            # S x S x C
+    return keras.Sequential(stack, name="generator")
+
+
+def paper_discriminator(cfg: Config) -> keras.Sequential:
+    """image (B, S, S, C) -> one logit (B,): four 5x5 stride-2 convolutions (padding 2),
+    ndf*2 -> ndf*16 channels, then flatten and one fully connected layer."""
+    stack = [keras.Input((cfg.image_size, cfg.image_size, cfg.channels))]
+    for i in range(1, 5):
+        stack.append(block(f"d{i}", conv5x5_s2(cfg.ndf * 2 ** i, i == 1), i > 1,
+                           layers.LeakyReLU(negative_slope=LEAKY_SLOPE)))   # H/2 x W/2 x ndf*2^i
+    # Flatten of NHWC is (H, W, C) order, the portable one: no permutation of the dense
+    # kernel, where pytorch_impl must permute the rows of its (C, H, W)-flattened Linear
+    stack.append(block("d5", [layers.Flatten(name="flatten"), dense(1, True)], False, None))  # 1
+    stack.append(layers.Reshape(()))                                          # (B,)
+    return keras.Sequential(stack, name="discriminator")
+
+
+def cs231n_generator(cfg: Config) -> keras.Sequential:
+    """z (B, nz) -> image (B, 28, 28, C), the CS231n assignment's: two fully connected
+    layers and two 4x4 stride-2 transposed convolutions, each activation BEFORE its
+    BatchNorm (as the write-up has it)."""
+    hidden, ch = 16 * cfg.ngf, 2 * cfg.ngf
+    return keras.Sequential([
+        keras.Input((cfg.nz,)),
+        block("g1", dense(hidden, True), True, layers.ReLU(), act_first=True),          # 16ngf
+        # BatchNorm of each of the 7*7*ch features, which g3 then views as a 7x7 map
+        block("g2", dense(7 * 7 * ch, True), True, layers.ReLU(), act_first=True),      # 49ch
+        block("g3", [layers.Reshape((7, 7, ch), name="reshape"), conv(cfg.ngf, 2, "same", True, bias=True)],
+              True, layers.ReLU(), act_first=True),                                      # 14 x 14 x ngf
+        block("g4", conv(cfg.channels, 2, "same", True, bias=True), False,
+              layers.Activation("tanh")),                                                # 28 x 28 x C
+    ], name="generator")
+
+
+def cs231n_discriminator(cfg: Config) -> keras.Sequential:
+    """image (B, 28, 28, C) -> one logit (B,): two 5x5 convolutions with max-pooling, two
+    fully connected layers. LeakyReLU 0.01, the write-up's (Keras' default is 0.3)."""
+    ch, hidden = 2 * cfg.ndf, 32 * cfg.ndf
+    lrelu = lambda: layers.LeakyReLU(negative_slope=CS231N_SLOPE)
+    return keras.Sequential([
+        keras.Input((cfg.image_size, cfg.image_size, cfg.channels)),
+        block("d1", conv(cfg.ndf, 1, "valid", kernel=5, bias=True), False, lrelu(), pool=2),  # 12 x 12 x ndf
+        block("d2", conv(ch, 1, "valid", kernel=5, bias=True), False, lrelu(), pool=2),       # 4 x 4 x 2ndf
+        # Flatten in (H, W, C) order, the portable one (see kernel_perm)
+        block("d3", [layers.Flatten(name="flatten"), dense(hidden, True)], False, lrelu()),   # 32ndf
+        block("d4", dense(1, True), False, None),                                             # 1
+        layers.Reshape(()),                                                                   # (B,)
+    ], name="discriminator")
+
+
+NETWORKS = {"dcgan": (make_generator, make_discriminator),
+            "paper": (paper_generator, paper_discriminator),
+            "cs231n": (cs231n_generator, cs231n_discriminator)}
+
+
 def blocks(model: keras.Sequential) -> list:
     """The spec's layers (g1.., d1..) of a network, without its reshapes."""
     return [l for l in model.layers if isinstance(l, keras.Sequential)]
@@ -99,25 +210,38 @@ def batchnorm_of(blk):
     return next((l for l in blk.layers if isinstance(l, BatchNorm)), None)
 
 
+def op(blk):
+    """The block's convolution or fully connected layer."""
+    return next(l for l in blk.layers if l.name in ("conv", "fc"))
+
+
 # ----------------------------------------------------------------------------------------
 # initialisation
 
 def build(cfg: Config, seed: int = 0):
     """DCGAN paper, section 4: weights ~ N(0, 0.02); BatchNorm gamma ~ N(1, 0.02), beta = 0
-    (set by the initializers of conv() and BatchNorm). The initializers take no seed of
-    their own, so keras' global seed decides them, as torch.manual_seed does in PyTorch."""
+    (set by the initializers of conv(), dense() and BatchNorm). The initializers take no
+    seed of their own, so keras' global seed decides them, as torch.manual_seed does in
+    PyTorch."""
+    spec.generator_spec(cfg), spec.discriminator_spec(cfg)     # a size the network cannot make
     keras.utils.set_random_seed(seed)
-    return make_generator(cfg), make_discriminator(cfg)
+    make_g, make_d = NETWORKS[cfg.arch]
+    return make_g(cfg), make_d(cfg)
 
 
 # ----------------------------------------------------------------------------------------
 # portable weights (layout: common/weights.py)
 
-def kernel_perm(conv_layer) -> tuple:
+def kernel_perm(layer) -> tuple:
     # Conv2D is (kh, kw, in, out), the portable layout. Conv2DTranspose is (kh, kw, out, in)
     # and TF computes it as the gradient of a conv2d with that kernel, which scatters each
     # input pixel times the kernel unflipped: PyTorch's ConvTranspose2d. Swap, never flip.
-    return (0, 1, 3, 2) if isinstance(conv_layer, layers.Conv2DTranspose) else (0, 1, 2, 3)
+    # Dense is (in, out), and its rows (after Flatten) and columns (before Reshape) are
+    # in NHWC's (H, W, C) order, the portable one: nothing to permute, where pytorch_impl
+    # reorders the (C, H, W) features of its Linear layers (weights.chw_to_hwc).
+    if isinstance(layer, layers.Dense):
+        return (0, 1)
+    return (0, 1, 3, 2) if isinstance(layer, layers.Conv2DTranspose) else (0, 1, 2, 3)
 
 
 BN_NAMES = (("gamma", "gamma"), ("beta", "beta"), ("running_mean", "moving_mean"),
@@ -128,7 +252,7 @@ def to_portable(generator, discriminator) -> dict:
     out = {}
     for net, model in (("generator", generator), ("discriminator", discriminator)):
         for blk in blocks(model):
-            c = blk.get_layer("conv")
+            c = op(blk)
             kernel = ops.convert_to_numpy(c.kernel)
             out[f"{net}.{blk.name}.kernel"] = kernel.transpose(kernel_perm(c))
             if c.use_bias:
@@ -147,7 +271,10 @@ def load_portable(generator, discriminator, arrays: dict) -> None:
 
     for net, model in (("generator", generator), ("discriminator", discriminator)):
         for blk in blocks(model):
-            c = blk.get_layer("conv")
+            c = op(blk)
+            k = arrays[f"{net}.{blk.name}.kernel"]
+            assert k.ndim == len(c.kernel.shape), \
+                f"{net}.{blk.name}.kernel: shape {k.shape} does not fit {tuple(c.kernel.shape)}"
             put(c.kernel, arrays[f"{net}.{blk.name}.kernel"].transpose(kernel_perm(c)))
             if c.use_bias:
                 put(c.bias, arrays[f"{net}.{blk.name}.bias"])
