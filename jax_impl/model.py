@@ -1,6 +1,9 @@
-"""DCGAN generator and discriminator in Flax NNX (NHWC; kernels (kh, kw, in, out), the portable layout).
+"""The generators and discriminators in Flax NNX (NHWC; kernels (kh, kw, in, out) and
+(in, out), the portable layout): the tutorial's DCGAN, the paper's network and the CS231n
+28x28 one (common/spec.py).
 
     python -m jax_impl.model --image-size 64 --channels 3   # layer table and totals
+    python -m jax_impl.model --arch cs231n
 """
 import math
 from functools import partial
@@ -13,8 +16,7 @@ from jax import lax
 
 from common import spec
 from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
-
-K = 4  # every DCGAN kernel is 4x4
+from common.spec import CS231N_SLOPE
 
 # ----------------------------------------------------------------------------------------
 # networks
@@ -32,11 +34,12 @@ def normal(stddev: float, mean: float = 0.0):
 
 
 class BatchNorm(nnx.Module):
-    """PyTorch's BatchNorm2d, written out. nnx.BatchNorm differs in two places that change
-    the running statistics: its `momentum` is the weight of the OLD value (0.99 by
-    default; PyTorch's 0.1 is the weight of the NEW one), and it averages the biased batch
-    variance where PyTorch averages the unbiased one (times n / (n - 1), n = B*H*W) while
-    normalising with the biased one, as both do."""
+    """PyTorch's BatchNorm2d and BatchNorm1d, written out: it normalises each feature of
+    the last axis over all the others, (B, H, W) of a map or B of a vector. nnx.BatchNorm
+    differs in two places that change the running statistics: its `momentum` is the weight
+    of the OLD value (0.99 by default; PyTorch's 0.1 is the weight of the NEW one), and it
+    averages the biased batch variance where PyTorch averages the unbiased one (times
+    n / (n - 1), n = B*H*W or B) while normalising with the biased one, as both do."""
 
     def __init__(self, features: int, *, rngs: nnx.Rngs):
         self.scale = nnx.Param(normal(INIT_STD, 1.0)(rngs.params(), (features,)))   # gamma
@@ -45,12 +48,13 @@ class BatchNorm(nnx.Module):
         self.var = nnx.BatchStat(jnp.ones(features))
         self.use_running_average = False          # set by .train() / .eval()
 
-    def __call__(self, x):                        # x: (B, H, W, C)
+    def __call__(self, x):                        # x: (B, H, W, C) or (B, features)
         if self.use_running_average:
             mean, var = self.mean[...], self.var[...]
         else:
-            mean = x.mean(axis=(0, 1, 2))
-            var = jnp.square(x - mean).mean(axis=(0, 1, 2))   # two-pass, like PyTorch
+            axes = tuple(range(x.ndim - 1))       # all but the features
+            mean = x.mean(axis=axes)
+            var = jnp.square(x - mean).mean(axis=axes)        # two-pass, like PyTorch
             n = x.size // x.shape[-1]
             self.mean[...] = (1 - BN_MOMENTUM) * self.mean[...] + BN_MOMENTUM * mean
             self.var[...] = (1 - BN_MOMENTUM) * self.var[...] + BN_MOMENTUM * var * n / (n - 1)
@@ -58,48 +62,81 @@ class BatchNorm(nnx.Module):
 
 
 class Block(nnx.Module):
-    """One row of the spec: conv (or transposed conv), optional BatchNorm, activation."""
+    """One spec layer: [reshape] op [reshape] BatchNorm act [max-pool], or with the
+    activation before BatchNorm (act_first). The op is a convolution (self.conv) or a
+    fully connected layer (self.fc), named as in pytorch_impl. reshape_in / reshape_out:
+    the shape, without the batch, that the op's input / output is viewed as: (H, W, C) for
+    a vector seen as a map, (features,) for a flattened map. On NHWC arrays a plain reshape
+    IS the portable (H, W, C) order (common/weights.py): unlike pytorch_impl, whose
+    (C, H, W) view needs its kernels permuted, no kernel here is ever reordered."""
 
-    def __init__(self, conv, out_ch, batchnorm, act, *, rngs):
-        self.conv = conv
-        self.bn = BatchNorm(out_ch, rngs=rngs) if batchnorm else None
-        self.act = act
+    def __init__(self, op, features, batchnorm, act, *, act_first=False, pool=0,
+                 reshape_in=None, reshape_out=None, rngs):
+        if isinstance(op, nnx.Linear):
+            self.fc = op
+        else:
+            self.conv = op
+        self.bn = BatchNorm(features, rngs=rngs) if batchnorm else None
+        self.act, self.act_first, self.pool = act, act_first, pool
+        self.reshape_in, self.reshape_out = reshape_in, reshape_out
 
     def __call__(self, x):
-        x = self.conv(x)
+        if self.reshape_in:
+            x = x.reshape(x.shape[0], *self.reshape_in)
+        x = op(self)(x)
+        if self.reshape_out:
+            x = x.reshape(x.shape[0], *self.reshape_out)
+        if self.act is not None and self.act_first:
+            x = self.act(x)
         if self.bn is not None:
             x = self.bn(x)
-        return x if self.act is None else self.act(x)
+        if self.act is not None and not self.act_first:
+            x = self.act(x)
+        if self.pool:
+            # window = stride = pool, no padding: PyTorch's MaxPool2d(pool). Flax's max_pool
+            # has strides=None, that is stride 1, by default; pinned here.
+            x = nnx.max_pool(x, (self.pool,) * 2, strides=(self.pool,) * 2, padding="VALID")
+        return x
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv_transpose(x, kernel, stride: int, padding: int):
+def op(blk):
+    """The block's convolution or fully connected layer."""
+    return blk.fc if hasattr(blk, "fc") else blk.conv
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose(x, kernel, stride: int, padding: int, output_padding: int = 0):
     """PyTorch's conv_transpose2d in NHWC with the portable kernel (kh, kw, in, out):
-    out[n, y*s - p + i, x*s - p + j, o] += x[n, y, x, c] * kernel[i, j, c, o].
+    out[n, y*s - p + i, x*s - p + j, o] += x[n, y, x, c] * kernel[i, j, c, o],
+    cropped by p at the top and left and by p - output_padding at the bottom and right.
     lax.conv_transpose correlates the stride-dilated, padded input with the kernel: the
-    scatter above is that with the kernel flipped, and PyTorch's p (cropped from the
-    output) is K - 1 - p of padding there."""
+    scatter above is that with the kernel flipped, and PyTorch's crop p is K - 1 - p of
+    padding there, K - 1 - p + output_padding at the bottom and right."""
     k = kernel.shape[0]
-    return lax.conv_transpose(x, jnp.flip(kernel, (0, 1)), (stride, stride),
-                              ((k - 1 - padding,) * 2,) * 2, dimension_numbers=DN)
+    lo, hi = k - 1 - padding, k - 1 - padding + output_padding
+    return lax.conv_transpose(x, jnp.flip(kernel, (0, 1)), (stride, stride), ((lo, hi),) * 2,
+                              dimension_numbers=DN)
 
 
-def _conv_transpose_fwd(x, kernel, stride, padding):
-    return conv_transpose(x, kernel, stride, padding), (x, kernel)
+def _conv_transpose_fwd(x, kernel, stride, padding, output_padding):
+    return conv_transpose(x, kernel, stride, padding, output_padding), (x, kernel)
 
 
-def _conv_transpose_bwd(stride, padding, residuals, g):
+def _conv_transpose_bwd(stride, padding, output_padding, residuals, g):
     """The exact gradients, written so that XLA:CPU runs them fast. JAX's own rule for the
     kernel gives an input-dilated convolution that XLA:CPU rewrites with a reversed window,
     which misses its Eigen fast path: 15 to 30 times slower than PyTorch at 64x64, and
     most of a training step."""
     x, kernel = residuals
     s, p, k = stride, padding, kernel.shape[0]
+    # g padded back to the uncropped scatter: p before, p - output_padding after (a
+    # negative pad crops, as lax.pad allows)
+    pad = (p, p - output_padding)
     # d/dx: the ordinary strided convolution that this one is the transpose of
-    dx = lax.conv_general_dilated(g, kernel.transpose(0, 1, 3, 2), (s, s), ((p, p),) * 2,
+    dx = lax.conv_general_dilated(g, kernel.transpose(0, 1, 3, 2), (s, s), (pad, pad),
                                   dimension_numbers=DN)
     # d/dkernel[i, j]: the definition above read backwards, one matrix product per tap
-    gp = jnp.pad(g, ((0, 0), (p, p), (p, p), (0, 0)))
+    gp = lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (*pad, 0), (*pad, 0), (0, 0, 0)))
     h, w = x.shape[1:3]
     dk = jnp.stack([jnp.stack([jnp.einsum("nyxc,nyxo->co", x, gp[:, i:i + s * h:s, j:j + s * w:s])
                                for j in range(k)]) for i in range(k)])
@@ -110,24 +147,38 @@ conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
 class ConvTranspose(nnx.Module):
-    """PyTorch's ConvTranspose2d(in_ch, out_ch, 4, stride, padding, bias=False), kernel in
-    the portable layout. Not nnx.ConvTranspose: that one's `padding` pads the dilated input
-    (PyTorch's p is Flax's K - 1 - p) and its gradient is the slow one described above."""
+    """PyTorch's ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, output_padding,
+    bias), kernel in the portable layout. Not nnx.ConvTranspose: that one's `padding` pads
+    the dilated input (PyTorch's p is Flax's K - 1 - p, and output_padding only exists as
+    one more row of it at the end), its default padding "SAME" and unflipped kernel compute
+    another layer of the same shape, and its gradient is the slow one described above."""
 
-    def __init__(self, in_ch, out_ch, stride, padding, *, rngs: nnx.Rngs):
-        self.kernel = nnx.Param(normal(INIT_STD)(rngs.params(), (K, K, in_ch, out_ch)))
-        self.stride, self.padding = stride, padding
+    def __init__(self, in_ch, out_ch, kernel, stride, padding, output_padding=0, *, bias=False,
+                 rngs: nnx.Rngs):
+        self.kernel = nnx.Param(normal(INIT_STD)(rngs.params(), (kernel, kernel, in_ch, out_ch)))
+        self.bias = nnx.Param(jnp.zeros(out_ch)) if bias else None
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
 
     def __call__(self, x):
-        return conv_transpose(x, self.kernel[...], self.stride, self.padding)
+        x = conv_transpose(x, self.kernel[...], self.stride, self.padding, self.output_padding)
+        return x if self.bias is None else x + self.bias[...]
 
 
-def conv(in_ch, out_ch, stride, padding, rngs):
-    """PyTorch's Conv2d(in_ch, out_ch, 4, stride, padding, bias=False); the same padding
-    and, in NHWC, the portable kernel layout (kh, kw, in, out). Kernels ~ N(0, 0.02), not
-    Flax's lecun-normal."""
-    return nnx.Conv(in_ch, out_ch, (K, K), strides=stride, padding=((padding,) * 2,) * 2,
-                    use_bias=False, kernel_init=normal(INIT_STD), rngs=rngs)
+def conv(in_ch, out_ch, kernel, stride, padding, bias, rngs):
+    """PyTorch's Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias); the same padding
+    and, in NHWC, the portable kernel layout (kh, kw, in, out). Padding pinned: Flax's
+    default "SAME" gives a 5x5 stride-2 layer PyTorch's output shape but pads (1, 2), not
+    (2, 2). Kernels ~ N(0, 0.02), not Flax's lecun-normal; biases zero."""
+    return nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride, padding=((padding,) * 2,) * 2,
+                    use_bias=bias, kernel_init=normal(INIT_STD), bias_init=nnx.initializers.zeros_init(),
+                    rngs=rngs)
+
+
+def linear(n_in, n_out, bias, rngs):
+    """PyTorch's Linear(n_in, n_out, bias), its kernel (in, out): the portable layout, the
+    transpose of Linear.weight. Kernel ~ N(0, 0.02), not Flax's lecun-normal; bias zero."""
+    return nnx.Linear(n_in, n_out, use_bias=bias, kernel_init=normal(INIT_STD),
+                      bias_init=nnx.initializers.zeros_init(), rngs=rngs)
 
 
 class Generator(nnx.Module):
@@ -137,13 +188,13 @@ class Generator(nnx.Module):
     def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
         n = cfg.image_size.bit_length() - 1          # S = 2**n; n - 1 blocks
         ch = cfg.ngf * 2 ** (n - 3)
-        blocks = {"g1": Block(ConvTranspose(cfg.nz, ch, 1, 0, rngs=rngs), ch, True, nnx.relu,
+        blocks = {"g1": Block(ConvTranspose(cfg.nz, ch, 4, 1, 0, rngs=rngs), ch, True, nnx.relu,
                               rngs=rngs)}                                   # (4, 4, ngf*2^(n-3))
         for i in range(2, n - 1):
-            blocks[f"g{i}"] = Block(ConvTranspose(ch, ch // 2, 2, 1, rngs=rngs), ch // 2, True,
+            blocks[f"g{i}"] = Block(ConvTranspose(ch, ch // 2, 4, 2, 1, rngs=rngs), ch // 2, True,
                                     nnx.relu, rngs=rngs)                    # (2H, 2W, ch/2)
             ch //= 2
-        blocks[f"g{n - 1}"] = Block(ConvTranspose(ch, cfg.channels, 2, 1, rngs=rngs), cfg.channels,
+        blocks[f"g{n - 1}"] = Block(ConvTranspose(ch, cfg.channels, 4, 2, 1, rngs=rngs), cfg.channels,
                                     False, jnp.tanh, rngs=rngs)             # (S, S, C)
         self.main = nnx.Dict(blocks)
 
@@ -162,13 +213,14 @@ class Discriminator(nnx.Module):
         n = cfg.image_size.bit_length() - 1
         ch = cfg.ndf
         leaky = partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)  # Flax's default is 0.01
-        blocks = {"d1": Block(conv(cfg.channels, ch, 2, 1, rngs), ch, False, leaky,
+        blocks = {"d1": Block(conv(cfg.channels, ch, 4, 2, 1, False, rngs), ch, False, leaky,
                               rngs=rngs)}                                   # (S/2, S/2, ndf)
         for i in range(2, n - 1):
-            blocks[f"d{i}"] = Block(conv(ch, ch * 2, 2, 1, rngs), ch * 2, True, leaky,
+            blocks[f"d{i}"] = Block(conv(ch, ch * 2, 4, 2, 1, False, rngs), ch * 2, True, leaky,
                                     rngs=rngs)                              # (H/2, W/2, 2ch)
             ch *= 2
-        blocks[f"d{n - 1}"] = Block(conv(ch, 1, 1, 0, rngs), 1, False, None, rngs=rngs)  # (1, 1, 1)
+        blocks[f"d{n - 1}"] = Block(conv(ch, 1, 4, 1, 0, False, rngs), 1, False, None,
+                                    rngs=rngs)                              # (1, 1, 1)
         self.main = nnx.Dict(blocks)
 
     def __call__(self, x):
@@ -177,15 +229,120 @@ class Discriminator(nnx.Module):
         return x.reshape(-1)
 
 
+class PaperGenerator(nnx.Module):
+    """z (B, nz) -> image (B, S, S, C): the DCGAN paper's Figure 1. A fully connected
+    projection of z to (S/16, S/16, ngf*16) ("project and reshape"), BatchNorm and ReLU
+    (the paper's; the PyTorch write-up leaves that ReLU out), then four 5x5 stride-2
+    transposed convolutions (padding 2, output_padding 1)."""
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        s0, ch = cfg.image_size // 16, cfg.ngf * 16
+        # the projection's output viewed as (s0, s0, ch): NHWC's reshape, the portable order
+        blocks = {"g1": Block(linear(cfg.nz, s0 * s0 * ch, False, rngs), ch, True, nnx.relu,
+                              reshape_out=(s0, s0, ch), rngs=rngs)}         # (S/16, S/16, ngf*16)
+        for i in range(2, 5):
+            blocks[f"g{i}"] = Block(ConvTranspose(ch, ch // 2, 5, 2, 2, 1, rngs=rngs), ch // 2, True,
+                                    nnx.relu, rngs=rngs)                    # (2H, 2W, ch/2)
+            ch //= 2
+        blocks["g5"] = Block(ConvTranspose(ch, cfg.channels, 5, 2, 2, 1, bias=True, rngs=rngs),
+                             cfg.channels, False, jnp.tanh, rngs=rngs)      # (S, S, C)
+        self.main = nnx.Dict(blocks)
+
+    def __call__(self, z):
+        x = z.reshape(z.shape[0], -1)                # (B, nz)
+        for blk in self.main.values():
+            x = blk(x)
+        return x
+
+
+class PaperDiscriminator(nnx.Module):
+    """image (B, S, S, C) -> one logit (B,): four 5x5 stride-2 convolutions (padding 2),
+    ndf*2 -> ndf*16 channels, then flatten and one fully connected layer."""
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        s0, ch, blocks = cfg.image_size // 16, cfg.channels, {}
+        leaky = partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)  # Flax's default is 0.01
+        for i in range(1, 5):
+            out = cfg.ndf * 2 ** i
+            blocks[f"d{i}"] = Block(conv(ch, out, 5, 2, 2, i == 1, rngs), out, i > 1, leaky,
+                                    rngs=rngs)                              # (H/2, W/2, out)
+            ch = out
+        # flattened in (H, W, C) order by a plain reshape: the portable order
+        blocks["d5"] = Block(linear(s0 * s0 * ch, 1, True, rngs), 1, False, None,
+                             reshape_in=(s0 * s0 * ch,), rngs=rngs)         # (1,)
+        self.main = nnx.Dict(blocks)
+
+    def __call__(self, x):
+        for blk in self.main.values():
+            x = blk(x)
+        return x.reshape(-1)
+
+
+class CS231nGenerator(nnx.Module):
+    """z (B, nz) -> image (B, 28, 28, C), the CS231n assignment's: two fully connected
+    layers and two 4x4 stride-2 transposed convolutions, each activation BEFORE its
+    BatchNorm (as the write-up has it)."""
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        hidden, ch = 16 * cfg.ngf, 2 * cfg.ngf
+        self.main = nnx.Dict(
+            g1=Block(linear(cfg.nz, hidden, True, rngs), hidden, True, nnx.relu, act_first=True,
+                     rngs=rngs),                                                  # (16 ngf,)
+            # BatchNorm1d over 7*7*ch features, which g3 then views as a (7, 7, ch) map
+            g2=Block(linear(hidden, 7 * 7 * ch, True, rngs), 7 * 7 * ch, True, nnx.relu,
+                     act_first=True, rngs=rngs),                                  # (7*7*2ngf,)
+            g3=Block(ConvTranspose(ch, cfg.ngf, 4, 2, 1, bias=True, rngs=rngs), cfg.ngf, True,
+                     nnx.relu, act_first=True, reshape_in=(7, 7, ch), rngs=rngs),  # (14, 14, ngf)
+            g4=Block(ConvTranspose(cfg.ngf, cfg.channels, 4, 2, 1, bias=True, rngs=rngs),
+                     cfg.channels, False, jnp.tanh, rngs=rngs),                   # (28, 28, C)
+        )
+
+    def __call__(self, z):
+        x = z.reshape(z.shape[0], -1)                # (B, nz)
+        for blk in self.main.values():
+            x = blk(x)
+        return x
+
+
+class CS231nDiscriminator(nnx.Module):
+    """image (B, 28, 28, C) -> one logit (B,): two 5x5 convolutions with max-pooling, two
+    fully connected layers, LeakyReLU 0.01 (the write-up's, and by chance Flax's default)."""
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        ch, hidden = 2 * cfg.ndf, 32 * cfg.ndf
+        leaky = partial(nnx.leaky_relu, negative_slope=CS231N_SLOPE)
+        self.main = nnx.Dict(
+            d1=Block(conv(cfg.channels, cfg.ndf, 5, 1, 0, True, rngs), cfg.ndf, False, leaky,
+                     pool=2, rngs=rngs),                                          # (12, 12, ndf)
+            d2=Block(conv(cfg.ndf, ch, 5, 1, 0, True, rngs), ch, False, leaky, pool=2,
+                     rngs=rngs),                                                  # (4, 4, 2ndf)
+            d3=Block(linear(16 * ch, hidden, True, rngs), hidden, False, leaky,
+                     reshape_in=(16 * ch,), rngs=rngs),                           # (32 ndf,)
+            d4=Block(linear(hidden, 1, True, rngs), 1, False, None, rngs=rngs),   # (1,)
+        )
+
+    def __call__(self, x):
+        for blk in self.main.values():
+            x = blk(x)
+        return x.reshape(-1)
+
+
+NETWORKS = {"dcgan": (Generator, Discriminator), "paper": (PaperGenerator, PaperDiscriminator),
+            "cs231n": (CS231nGenerator, CS231nDiscriminator)}
+
+
 # ----------------------------------------------------------------------------------------
 # initialisation
 
 def build(cfg: Config, seed: int = 0):
     """DCGAN paper, section 4: kernels ~ N(0, 0.02) (kernel_init above, not Flax's
-    lecun-normal); BatchNorm gamma ~ N(1, 0.02), beta = 0 (BatchNorm above). The random
-    numbers come from explicit keys split off nnx.Rngs(seed), never from global state."""
+    lecun-normal), biases 0; BatchNorm gamma ~ N(1, 0.02), beta = 0 (BatchNorm above). The
+    random numbers come from explicit keys split off nnx.Rngs(seed), never from global
+    state."""
+    spec.generator_spec(cfg), spec.discriminator_spec(cfg)     # a size the network cannot make
     rngs = nnx.Rngs(seed)
-    return Generator(cfg, rngs=rngs), Discriminator(cfg, rngs=rngs)
+    g_cls, d_cls = NETWORKS[cfg.arch]
+    return g_cls(cfg, rngs=rngs), d_cls(cfg, rngs=rngs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,8 +352,13 @@ def to_portable(generator, discriminator) -> dict:
     out = {}
     for net, model in (("generator", generator), ("discriminator", discriminator)):
         for name, blk in model.main.items():
-            # both kinds keep their kernel in the portable layout (kh, kw, in, out)
-            out[f"{net}.{name}.kernel"] = np.asarray(blk.conv.kernel[...])
+            # every kernel is kept in the portable layout, (kh, kw, in, out) or (in, out),
+            # and every reshape is NHWC's own (H, W, C) one: nothing to permute, where
+            # pytorch_impl reorders a fully connected layer's rows or columns from (C, H, W)
+            m = op(blk)
+            out[f"{net}.{name}.kernel"] = np.asarray(m.kernel[...])
+            if m.bias is not None:
+                out[f"{net}.{name}.bias"] = np.asarray(m.bias[...])
             if blk.bn is not None:
                 for k, v in (("gamma", blk.bn.scale), ("beta", blk.bn.bias),
                              ("running_mean", blk.bn.mean), ("running_var", blk.bn.var)):
@@ -212,7 +374,10 @@ def load_portable(generator, discriminator, arrays: dict) -> None:
 
     for net, model in (("generator", generator), ("discriminator", discriminator)):
         for name, blk in model.main.items():
-            put(blk.conv.kernel, arrays[f"{net}.{name}.kernel"])
+            m = op(blk)
+            put(m.kernel, arrays[f"{net}.{name}.kernel"])
+            if m.bias is not None:
+                put(m.bias, arrays[f"{net}.{name}.bias"])
             if blk.bn is not None:
                 put(blk.bn.scale, arrays[f"{net}.{name}.gamma"])
                 put(blk.bn.bias, arrays[f"{net}.{name}.beta"])
@@ -231,8 +396,10 @@ def layer_table(model: nnx.Module, x: jax.Array, layers: list) -> list:
     """(name, description, out shape (H, W, C), trainable, bn stats) for each block."""
     rows = []
     model.eval()
-    for (name, blk), l in zip(model.main.items(), layers):
-        x = blk(x.reshape(x.shape[0], 1, 1, -1) if name == "g1" else x)
+    for i, ((name, blk), l) in enumerate(zip(model.main.items(), layers)):
+        if i == 0 and x.ndim == 2 and hasattr(blk, "conv"):
+            x = x.reshape(x.shape[0], 1, 1, -1)      # z as a 1x1 map (the tutorial's G)
+        x = blk(x)
         rows.append((name, spec.describe(l), tuple(x.shape[1:]), count(blk, nnx.Param),
                      count(blk, nnx.BatchStat)))
     model.train()
