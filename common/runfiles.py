@@ -23,8 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import weights
 from .config import Config, UserError
 from .tensorboard_log import TensorBoardLog
+
+
+class Diverged(UserError):
+    """A loss or the generator's output went non-finite: the run stops at that step."""
 
 COLUMNS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "d_fake_after", "seconds"]
 METRICS = COLUMNS[2:7]
@@ -308,6 +313,8 @@ class Run:
         self.last = total_steps(cfg, self.per_epoch)     # the step to stop after
         self.epochs = -(-self.last // self.per_epoch)
         self.metrics = self.bar = self.board = None
+        self.good_step = None       # the step of the last checkpoint known to be finite
+        self.diverged = False
 
     def begin(self, step: int) -> None:
         from tqdm import tqdm
@@ -320,6 +327,7 @@ class Run:
         (self.dir / "samples").mkdir(exist_ok=True)
         if self.resume_from:
             print(f"resuming {self.dir} at step {step}")
+            self.good_step = step
         self.board = TensorBoardLog(self.dir, step if self.resume_from else None)
         self.board.config(step, self.cfg.to_json())
         self.bar = tqdm(total=self.last, initial=step, unit="step", dynamic_ncols=True,
@@ -327,6 +335,9 @@ class Run:
         self.epoch_start = time.perf_counter()
 
     def log_step(self, step: int, m: dict, seconds: float) -> None:
+        bad = {k: v for k, v in m.items() if not math.isfinite(v)}
+        if bad:
+            self.diverge(step, ", ".join(f"{k} is {v}" for k, v in bad.items()))
         self.metrics.write(step, (step - 1) // self.per_epoch + 1, m, seconds)
         self.board.step(step, m, seconds)
         self.bar.set_postfix(postfix(m), refresh=False)
@@ -336,6 +347,8 @@ class Run:
     def end_epoch(self, step: int, images: np.ndarray) -> None:
         """After the last step of an epoch (or of the run): the log line and the grid."""
         epoch = (step - 1) // self.per_epoch + 1
+        if not np.isfinite(images).all():           # G's weights went bad in its last update
+            self.diverge(step, "the generator's output is not finite")
         self.bar.write(log_line(epoch, self.epochs, step - (epoch - 1) * self.per_epoch,
                                 self.per_epoch, self.m, time.perf_counter() - self.epoch_start))
         save_grid(images, self.dir / "samples" / f"epoch_{epoch:03d}.png")
@@ -343,6 +356,22 @@ class Run:
         self.metrics.flush()
         self.board.flush()
         self.epoch_start = time.perf_counter()
+        self.good_step = step                       # the checkpoint train.py saves next
+
+    def diverge(self, step: int, what: str) -> None:
+        """Stop at the first non-finite value, before it reaches a checkpoint or weights.npz."""
+        self.diverged = True
+        kept = (f"{self.dir} keeps its checkpoint of step {self.good_step}, which --resume "
+                "continues from" if self.good_step is not None else "no checkpoint was saved yet")
+        raise Diverged(f"step {step}: training diverged ({what}). {kept}; a lower --lr or "
+                       "another --seed may train where this did not")
+
+    def save_weights(self, arrays: dict, step: int) -> None:
+        """weights.npz (portable) at the end of the run, interrupted or not; never
+        non-finite weights over the good ones a diverged run had written before."""
+        if self.diverged or not all(np.isfinite(a).all() for a in arrays.values()):
+            return
+        weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework, step=step)
 
     def interrupted(self, step: int) -> None:
         self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "
@@ -354,7 +383,8 @@ class Run:
             self.metrics.close()
             self.board.close()
         finish(self.dir, f"({self.cfg.framework})")
-        print(f"{step} steps done; run directory {self.dir}")
+        if not self.diverged:
+            print(f"{step} steps done; run directory {self.dir}")
 
 
 def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -> Run:

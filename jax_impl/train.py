@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from common import data, runfiles, weights
+from common import data, runfiles
 from common.config import ADAM_EPS, UserError, parse_config, run_main
 from jax_impl.model import build, to_portable
 
@@ -221,8 +221,7 @@ def train(cfg):
         run.interrupted(step)
         raise
     finally:
-        weights.save(run.dir / "weights.npz", cfg, to_portable(generator, discriminator),
-                     framework=FRAMEWORK, step=step)
+        run.save_weights(to_portable(generator, discriminator), step)
         run.close(step)
     return run.dir
 

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from common import data, runfiles, weights
+from common import data, runfiles
 from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
 from common.weights import network_diff
 from keras_impl.model import build, to_portable
@@ -284,8 +284,7 @@ def train(cfg):
         run.interrupted(gan.step)
         raise
     finally:
-        weights.save(run.dir / "weights.npz", cfg, to_portable(gan.generator, gan.discriminator),
-                     framework=FRAMEWORK, step=gan.step)
+        run.save_weights(to_portable(gan.generator, gan.discriminator), gan.step)
         run.close(gan.step)
     return run.dir
 

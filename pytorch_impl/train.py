@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import data, runfiles, weights
+from common import data, runfiles
 from common.config import ADAM_EPS, UserError, parse_config, run_main
 from pytorch_impl.model import build, to_portable
 
@@ -179,8 +179,7 @@ def train(cfg):
         run.interrupted(step)
         raise
     finally:
-        weights.save(run.dir / "weights.npz", cfg, to_portable(generator, discriminator),
-                     framework=FRAMEWORK, step=step)
+        run.save_weights(to_portable(generator, discriminator), step)
         run.close(step)
     return run.dir
 

@@ -166,6 +166,41 @@ def check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch):
     check_events(d, starts=[0, 3], image_steps=[8, 12])
 
 
+def check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys):
+    """A NaN in z from step 11 on (common.data.noise, which all three train on) makes that
+    step's losses NaN: the run stops there with one line naming the step, exit 2, and the
+    checkpoint and weights.npz of step 8 (the end of epoch 1) stay as they were, still
+    good to resume from."""
+    from common import data
+    from common.config import run_main
+    d = run_tiny(train_mod.train, tmp_path / "r", "--max-steps", "8")
+    kept = {f: (d / f).read_bytes() for f in ("weights.npz", train_mod.CHECKPOINT)}
+    real_noise = data.noise
+
+    def noise_with_a_nan(seed, step, n, nz):
+        z = real_noise(seed, step, n, nz)
+        if step >= 10:                                   # the noise of step 11 (1-based)
+            z[0, 0] = np.nan
+        return z
+
+    monkeypatch.setattr(data, "noise", noise_with_a_nan)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run_main(train_mod.main, ["--resume", str(d), "--max-steps", "16"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    line, = [l for l in err.splitlines() if "error" in l]
+    assert line.startswith("error: step 11: training diverged (d_loss is nan"), err
+    assert "checkpoint of step 8" in line
+    for f, content in kept.items():
+        assert (d / f).read_bytes() == content, f"{f} was overwritten"
+    assert runfiles.read_metrics(d / "metrics.csv")["step"].max() == 10   # no NaN row
+    monkeypatch.setattr(data, "noise", real_noise)
+    resume(train_mod.train, d, 10)                       # the kept checkpoint trains on
+    _, arrays, header = weights.load(d / "weights.npz")
+    assert header["step"] == 10 and all(np.isfinite(a).all() for a in arrays.values())
+
+
 def check_sample_command(cli, package, run_dir, sample, tmp_path):
     """`python -m <package>.sample` writes .npy from --noise (what sample() gives in-process)
     and a png grid from --n."""

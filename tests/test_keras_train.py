@@ -74,6 +74,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     helpers.check_resume_equals_an_uninterrupted_run(train_mod.train, tmp_path)
 
 
+def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    helpers.check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys)
+
+
 def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monkeypatch):
     """A real SIGINT after step 3: fit stops after that step, the checkpoint, the weights
     and metrics.csv all end at step 3, and resuming gives the uninterrupted run. The

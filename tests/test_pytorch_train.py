@@ -19,6 +19,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     helpers.check_resume_equals_an_uninterrupted_run(train_mod.train, tmp_path)
 
 
+def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    helpers.check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys)
+
+
 def test_interrupted_run_keeps_its_progress(tmp_path, monkeypatch):
     helpers.check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch)
 
