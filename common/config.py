@@ -29,6 +29,18 @@ N_FIXED = 64           # fixed-noise samples drawn for the per-epoch grid (8 x 8
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "folder", "synthetic")
 DEVICES = ("auto", "cpu", "gpu")
+Z_DISTS = ("normal", "uniform")   # z ~ N(0, 1), or z ~ U(-1, 1)
+
+# The networks (common/spec.py) and the defaults each brings for flags the user did not
+# set; what is unset after these follows the device (PROFILES).
+ARCHS = ("dcgan", "paper", "cs231n")
+ARCH_DEFAULTS = {
+    "dcgan": {},        # the PyTorch DCGAN tutorial's network, with the paper's settings
+    "paper": {},        # the DCGAN paper's Figure 1: the same settings (section 3)
+    # the CS231n GAN assignment's 28x28 MNIST network and its settings: z ~ U(-1, 1) of 96,
+    # Adam lr 1e-3 (beta1 0.5 as the paper's), D and G widths of 32 and 64 at the start
+    "cs231n": dict(image_size=28, nz=96, ngf=64, ndf=32, lr=1e-3, z_dist="uniform"),
+}
 
 # Defaults for flags the user did not set, by the device the run resolved to.
 PROFILES = {
@@ -66,6 +78,7 @@ class Config:
     beta1: float = 0.5
     beta2: float = 0.999
     nz: int = 100
+    z_dist: str = "normal"
     ngf: int | None = None
     ndf: int | None = None
     seed: int = 0
@@ -188,7 +201,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, help=f"default: {d.dataset}")
     p.add_argument("--data-dir", help=f"where datasets live (default: {d.data_dir}); "
                    "for --dataset folder, the folder of images")
-    p.add_argument("--arch", choices=("dcgan",), help="network family (default: dcgan)")
+    p.add_argument("--arch", choices=ARCHS, help="the network: dcgan (the PyTorch tutorial's), "
+                   "paper (the DCGAN paper's Figure 1), cs231n (28x28, the CS231n assignment's); "
+                   "default: dcgan. An arch's own defaults apply to the flags not given")
     p.add_argument("--image-size", type=_int_in(8, 1024),
                    help="a power of two from 16 to 512 (default: 64 on GPU, 32 on CPU)")
     p.add_argument("--epochs", type=_int_in(1), help="passes over the data")
@@ -198,6 +213,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--beta1", type=_float_in(0, 1, hi_open=True), help=f"default: {d.beta1}")
     p.add_argument("--beta2", type=_float_in(0, 1, hi_open=True), help=f"default: {d.beta2}")
     p.add_argument("--nz", type=_int_in(1, 4096), help=f"length of z (default: {d.nz})")
+    p.add_argument("--z-dist", choices=Z_DISTS, help=f"distribution of z (default: {d.z_dist})")
     p.add_argument("--ngf", type=_int_in(1, 4096), help="G width (default: 64 GPU, 32 CPU)")
     p.add_argument("--ndf", type=_int_in(1, 4096), help="D width (default: 64 GPU, 32 CPU)")
     p.add_argument("--seed", type=_int_in(0, 2**31 - 1), help=f"default: {d.seed}")
@@ -235,7 +251,7 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
         if "epochs" in overrides and "max_steps" not in overrides:
             overrides["max_steps"] = None
         return dataclasses.replace(saved, resume=str(run_dir), out=str(run_dir), **overrides)
-    return Config(**{k.replace("-", "_"): v for k, v in given.items()})
+    return Config(**{**ARCH_DEFAULTS[given.get("arch", "dcgan")], **given})
 
 
 def default_out(cfg: Config, framework: str) -> str:
@@ -257,13 +273,16 @@ def parse_model_args(argv: list[str] | None, prog: str) -> Config:
     paper's 64x64 RGB network (the PyTorch DCGAN tutorial's)."""
     p = ArgumentParser(prog=prog, description="Print each layer's output shape "
                                 "and parameter count, and the totals.")
-    p.add_argument("--image-size", type=_int_in(8, 1024), default=64)
-    p.add_argument("--channels", type=_int_in(1, 4), default=3)
-    p.add_argument("--nz", type=_int_in(1, 4096), default=100)
-    p.add_argument("--ngf", type=_int_in(1, 4096), default=64)
-    p.add_argument("--ndf", type=_int_in(1, 4096), default=64)
-    a = p.parse_args(argv)
-    return Config(image_size=a.image_size, channels=a.channels, nz=a.nz, ngf=a.ngf, ndf=a.ndf)
+    p.add_argument("--arch", choices=ARCHS, default="dcgan")
+    p.add_argument("--image-size", type=_int_in(8, 1024), help="default: 64 (cs231n: 28)")
+    p.add_argument("--channels", type=_int_in(1, 4), help="default: 3 (cs231n: 1)")
+    p.add_argument("--nz", type=_int_in(1, 4096), help="default: 100 (cs231n: 96)")
+    p.add_argument("--ngf", type=_int_in(1, 4096), help="default: 64")
+    p.add_argument("--ndf", type=_int_in(1, 4096), help="default: 64 (cs231n: 32)")
+    a = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
+    shape = dict(image_size=64, channels=1 if a["arch"] == "cs231n" else 3, nz=100, ngf=64, ndf=64)
+    arch = {k: v for k, v in ARCH_DEFAULTS[a["arch"]].items() if k in shape}
+    return Config(**{**shape, **arch, **a})
 
 
 def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
@@ -292,11 +311,13 @@ def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return a
 
 
-def load_noise(args, nz: int):
-    """z for `sample`: from --noise (checked against nz) or N(0, 1) from --seed."""
+def load_noise(args, nz: int, z_dist: str = "normal"):
+    """z for `sample`: from --noise (checked against nz), or drawn from --seed as the
+    generator was trained (z_dist, from the weights file)."""
     import numpy as np
     if args.noise is None:
-        return np.random.default_rng(args.seed).standard_normal((args.n, nz), np.float32)
+        from .data import draw_z
+        return draw_z(np.random.default_rng(args.seed), args.n, nz, z_dist)
     try:
         with open(args.noise, "rb") as f:         # np.load would open an .npz as an archive
             if f.read(6) != b"\x93NUMPY":          # and try anything else as a pickle

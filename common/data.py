@@ -347,11 +347,18 @@ class Batches:
             yield to_float(self.images[order[i * self.batch_size:(i + 1) * self.batch_size]])
 
 
-def noise(seed: int, step: int, n: int, nz: int) -> np.ndarray:
-    """z ~ N(0, 1) of shape (n, nz) for training step `step`: the same in every framework."""
-    return np.random.default_rng([seed, 1, step]).standard_normal((n, nz), np.float32)
+def draw_z(rng: np.random.Generator, n: int, nz: int, z_dist: str = "normal") -> np.ndarray:
+    """(n, nz) float32 z: N(0, 1) (the DCGAN paper's and tutorial's), or U(-1, 1) (CS231n's)."""
+    if z_dist == "uniform":
+        return rng.uniform(-1, 1, (n, nz)).astype(np.float32)
+    return rng.standard_normal((n, nz), np.float32)
 
 
-def fixed_noise(seed: int, nz: int, n: int = 64) -> np.ndarray:
+def noise(seed: int, step: int, n: int, nz: int, z_dist: str = "normal") -> np.ndarray:
+    """z of shape (n, nz) for training step `step`: the same in every framework."""
+    return draw_z(np.random.default_rng([seed, 1, step]), n, nz, z_dist)
+
+
+def fixed_noise(seed: int, nz: int, n: int = 64, z_dist: str = "normal") -> np.ndarray:
     """The z of the per-epoch sample grid, drawn once from the seed."""
-    return np.random.default_rng([seed, 0]).standard_normal((n, nz), np.float32)
+    return draw_z(np.random.default_rng([seed, 0]), n, nz, z_dist)

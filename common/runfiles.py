@@ -308,7 +308,7 @@ class Run:
         self.cfg, self.dir, self.resume_from, self.batches = cfg, run_dir, resume_from, batches
         from .data import fixed_noise
         from .config import N_FIXED
-        self.fixed_noise = fixed_noise(cfg.seed, cfg.nz, N_FIXED)
+        self.fixed_noise = fixed_noise(cfg.seed, cfg.nz, N_FIXED, cfg.z_dist)
         self.per_epoch = batches.per_epoch
         self.last = total_steps(cfg, self.per_epoch)     # the step to stop after
         self.epochs = -(-self.last // self.per_epoch)
@@ -371,7 +371,8 @@ class Run:
         non-finite weights over the good ones a diverged run had written before."""
         if self.diverged or not all(np.isfinite(a).all() for a in arrays.values()):
             return
-        weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework, step=step)
+        weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework,
+                     step=step, z_dist=self.cfg.z_dist)
 
     def interrupted(self, step: int) -> None:
         self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "

@@ -260,10 +260,11 @@ def totals(layers: list[Layer]) -> tuple[int, int]:
 
 def format_summary(title: str, rows: list[tuple[str, str, tuple, int, int]]) -> str:
     """rows: (name, description, out_shape (H, W, C), trainable, stats)."""
-    lines = [title, f"{'layer':<6}{'kind':<44}{'output (H, W, C)':>18}{'params':>12}{'bn stats':>10}"]
+    w = max([44] + [len(r[1]) + 2 for r in rows])         # the kind column fits the longest
+    lines = [title, f"{'layer':<6}{'kind':<{w}}{'output (H, W, C)':>18}{'params':>12}{'bn stats':>10}"]
     for name, desc, shape, p, s in rows:
-        lines.append(f"{name:<6}{desc:<44}{str(tuple(shape)):>18}{p:>12,}{s:>10,}")
-    lines.append(f"{'total':<68}{sum(r[3] for r in rows):>12,}{sum(r[4] for r in rows):>10,}")
+        lines.append(f"{name:<6}{desc:<{w}}{str(tuple(shape)):>18}{p:>12,}{s:>10,}")
+    lines.append(f"{'total':<{w + 24}}{sum(r[3] for r in rows):>12,}{sum(r[4] for r in rows):>10,}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ def sample(weights_path, z, device="auto"):
 def main(argv=None):
     args = parse_sample_args(argv, "python -m jax_impl.sample")
     cfg, _, header = weights.load(args.weights)
-    images = sample(args.weights, load_noise(args, cfg.nz), args.device)
+    images = sample(args.weights, load_noise(args, cfg.nz, header.get("z_dist", "normal")), args.device)
     runfiles.save_images(images, args.out)
     print(f"wrote {len(images)} images of {images.shape[1:]} to {args.out} "
           f"(weights written by {header.get('framework', '?')} at step {header.get('step', '?')})")

@@ -208,7 +208,7 @@ def train(cfg):
             for real in run.batches.epoch(epoch, start):
                 t0 = time.perf_counter()
                 real = jax.device_put(real, device)                 # NHWC already: JAX's layout
-                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz), device)
+                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist), device)
                 m = step_metrics(train_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
                 step += 1
                 run.log_step(step, m, time.perf_counter() - t0)

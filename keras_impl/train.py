@@ -208,7 +208,7 @@ def epoch_batches(run, epoch, start):
     step, made here and not in the model, so that every framework trains on the same z."""
     cfg = run.cfg
     for step, real in enumerate(run.batches.epoch(epoch, start), epoch * run.per_epoch + start):
-        yield real, data.noise(cfg.seed, step, cfg.batch_size, cfg.nz)
+        yield real, data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist)
 
 
 class RunFiles(keras.callbacks.Callback):

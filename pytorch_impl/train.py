@@ -166,7 +166,7 @@ def train(cfg):
             for real in run.batches.epoch(epoch, start):
                 t0 = time.perf_counter()
                 real = torch.from_numpy(real).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
-                z = torch.from_numpy(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz)).to(device)
+                z = torch.from_numpy(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist)).to(device)
                 m = train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)
                 step += 1
                 run.log_step(step, m, time.perf_counter() - t0)

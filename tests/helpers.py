@@ -2,6 +2,7 @@
 implementation's run directory, resume and sample command must pass alike, and the
 portable layout's definition written out one pixel at a time."""
 import hashlib
+import importlib
 import io
 import json
 import sys
@@ -177,8 +178,8 @@ def check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys):
     kept = {f: (d / f).read_bytes() for f in ("weights.npz", train_mod.CHECKPOINT)}
     real_noise = data.noise
 
-    def noise_with_a_nan(seed, step, n, nz):
-        z = real_noise(seed, step, n, nz)
+    def noise_with_a_nan(seed, step, n, nz, z_dist="normal"):
+        z = real_noise(seed, step, n, nz, z_dist)
         if step >= 10:                                   # the noise of step 11 (1-based)
             z[0, 0] = np.nan
         return z
@@ -199,6 +200,41 @@ def check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys):
     resume(train_mod.train, d, 10)                       # the kept checkpoint trains on
     _, arrays, header = weights.load(d / "weights.npz")
     assert header["step"] == 10 and all(np.isfinite(a).all() for a in arrays.values())
+
+
+# The seeds' other two networks, trained as the tutorial's is: tiny widths, the
+# architecture's own size (cs231n: 28x28, nz 96) and its z.
+OTHER_ARCHS = {"paper": TINY + ["--arch", "paper"],
+               "cs231n": ["--dataset", "synthetic", "--arch", "cs231n", "--ngf", "4", "--ndf", "4",
+                          "--batch-size", "64", "--device", "cpu"]}
+
+
+def check_other_architecture(train_mod, package, sample, arch, tmp_path, capsys):
+    """--arch paper / cs231n: a run writes its config with the architecture's defaults, a
+    run stopped after 3 steps and resumed to 10 ends where an uninterrupted one does, and
+    sample draws z as the network was trained (U(-1, 1) for cs231n) from weights.npz."""
+    from common.config import run_main
+    flags = OTHER_ARCHS[arch]
+    whole = train_mod.train(parse_config(flags + ["--out", str(tmp_path / "whole"), "--max-steps", "10"], "t"))
+    part = train_mod.train(parse_config(flags + ["--out", str(tmp_path / "part"), "--max-steps", "3"], "t"))
+    resume(train_mod.train, part, 10)
+    assert_same_run(whole, part)
+    cfg = json.loads((whole / "config.json").read_text())
+    size = 28 if arch == "cs231n" else 16
+    assert cfg["arch"] == arch and cfg["image_size"] == size
+    if arch == "cs231n":
+        assert (cfg["nz"], cfg["z_dist"], cfg["lr"]) == (96, "uniform", 1e-3)
+    m = runfiles.read_metrics(whole / "metrics.csv")
+    assert np.isfinite(m["d_loss"]).all() and np.ptp(m["g_loss"]) > 0
+    file_cfg, _, header = weights.load(whole / "weights.npz")
+    assert file_cfg.arch == arch and header["z_dist"] == cfg["z_dist"]
+    run_main(importlib.import_module(f"{package}.sample").main,
+             ["--weights", str(whole / "weights.npz"), "--n", "5", "--seed", "3", "--out", str(tmp_path / "s.npy")])
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (5, size, size, 1) and x.std() > 0
+    from common.data import draw_z
+    z = draw_z(np.random.default_rng(3), 5, cfg["nz"], cfg["z_dist"])
+    np.testing.assert_allclose(x, sample(whole / "weights.npz", z, "cpu"), atol=1e-6)
 
 
 def check_sample_command(cli, package, run_dir, sample, tmp_path):

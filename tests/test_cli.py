@@ -94,3 +94,28 @@ def test_run_sh_unknown_command_lists_the_commands_and_fails():
     assert r.returncode == 2
     assert "./run.sh train-jax" in r.stdout and "./run.sh test" in r.stdout
     assert "set -euo" not in r.stdout                # the usage only, not the script
+
+
+@pytest.mark.parametrize("arch", ["paper", "cs231n"])
+def test_model_command_prints_the_same_table_in_the_three_frameworks(arch, cli):
+    """`python -m <fw>_impl.model --arch X`: each framework measures its own layers, and the
+    three printouts are the same text, with the spec's totals."""
+    from common import spec
+    from common.config import parse_model_args
+    outs = [cli(f"{fw}_impl.model", "--arch", arch) for fw in ("pytorch", "jax", "keras")]
+    assert all(r.returncode == 0 for r in outs), [r.stderr[-500:] for r in outs]
+    assert outs[0].stdout == outs[1].stdout == outs[2].stdout
+    c = parse_model_args(["--arch", arch], "t")
+    g = spec.totals(spec.generator_spec(c))
+    assert f"{g[0]:,}" in outs[0].stdout and f"{g[1]:,}" in outs[0].stdout
+    r = cli("pytorch_impl.model", "--arch", arch, "--image-size", "40")
+    assert r.returncode == 2 and f"cannot be made by --arch {arch}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_architecture_brings_its_own_defaults_and_flags_still_win():
+    c = parse_config(["--arch", "cs231n"], "t")
+    assert (c.image_size, c.nz, c.ngf, c.ndf, c.lr, c.z_dist) == (28, 96, 64, 32, 1e-3, "uniform")
+    c = parse_config(["--arch", "cs231n", "--nz", "10", "--lr", "2e-4", "--z-dist", "normal"], "t")
+    assert (c.nz, c.lr, c.z_dist, c.image_size) == (10, 2e-4, "normal", 28)
+    c = parse_config(["--arch", "paper"], "t")
+    assert (c.nz, c.lr, c.z_dist, c.image_size) == (100, 2e-4, "normal", None)   # size: the device's

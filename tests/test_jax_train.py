@@ -142,3 +142,8 @@ def test_bare_command_works_offline_without_torch(tmp_path, cli):
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "jax" in imported and "flax.nnx" in imported          # the probe does see imports
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
+@pytest.mark.parametrize("arch", ["paper", "cs231n"])
+def test_other_architectures_train_resume_and_sample(arch, tmp_path, capsys):
+    helpers.check_other_architecture(train_mod, "jax_impl", sample, arch, tmp_path, capsys)

@@ -182,3 +182,8 @@ def test_device_gpu_without_one_is_a_user_error(monkeypatch):
     with pytest.raises(UserError, match="--device gpu: TensorFlow sees no GPU"):
         train_mod.pick_device("gpu")
     assert train_mod.pick_device("auto") == "cpu"
+
+
+@pytest.mark.parametrize("arch", ["paper", "cs231n"])
+def test_other_architectures_train_resume_and_sample(arch, tmp_path, capsys):
+    helpers.check_other_architecture(train_mod, "keras_impl", sample, arch, tmp_path, capsys)

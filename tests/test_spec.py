@@ -144,3 +144,8 @@ def test_summary_descriptions_name_the_new_layer_kinds():
     assert spec.describe(d[0]) == "conv 5x5/1 p0 1->32 +bias leaky_relu(0.01) maxpool2"
     p = spec.generator_spec(Config(arch="paper", image_size=64, channels=3, nz=100, ngf=64, ndf=64))
     assert spec.describe(p[1]) == "conv_transpose 5x5/2 p2 op1 1024->512 +bn relu"
+
+
+def test_the_command_line_offers_exactly_the_spec_s_architectures():
+    from common import config
+    assert tuple(spec.ARCHITECTURES) == config.ARCHS == tuple(config.ARCH_DEFAULTS)
