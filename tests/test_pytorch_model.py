@@ -193,4 +193,5 @@ def test_other_networks_round_trip_through_portable_files(c, tmp_path):
         s1, s2 = m1.state_dict(), m2.state_dict()
         for k in s1:
             if not k.endswith("num_batches_tracked"):
-                torch.testing.assert_close(s1[k], s2[k].to(s1[k].dtype), rtol=0, atol=1e-7, msg=k)
+                # the file is float32: what it holds is the float64 model rounded once
+                torch.testing.assert_close(s1[k].float(), s2[k].float(), rtol=0, atol=0, msg=k)
