@@ -364,17 +364,22 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
         s0 = scored[0].scores
         k = len(s0["classes"])
         L += [judge_line + ".", "",
-              f"| samples | Frechet distance (lower: better) | IS-style score (1 to {k}) | "
-              "mean top-class probability | largest class | classes over 2% |",
-              "|---|--:|--:|--:|--:|--:|"]
-        rows = [(r.framework, r.scores["fd"], r.scores["score"], r.scores["confidence"], r.scores["histogram"])
-                for r in scored]
-        rows.append(("real, held-out", s0["fd_real"], s0["score_real"], s0["confidence_real"],
-                     s0["histogram_real"]))
-        for name, fd, sc, conf, h in rows:
+              f"| samples | Frechet distance (lower: better) | {evaluate.INTERVAL:.0%} interval | "
+              f"IS-style score (1 to {k}) | mean top-class probability | largest class | classes over 2% |",
+              "|---|--:|--:|--:|--:|--:|--:|"]
+        rows = [(r.framework, r.scores["fd"], (r.scores["fd_low"], r.scores["fd_high"]), r.scores["score"],
+                 r.scores["confidence"], r.scores["histogram"]) for r in scored]
+        rows.append((f"real, held-out ({s0['n_real']:,})", s0["fd_real"], (s0["fd_real_low"], s0["fd_real_high"]),
+                     s0["score_real"], s0["confidence_real"], s0["histogram_real"]))
+        for name, fd, (lo, hi), sc, conf, h in rows:
             top = int(np.argmax(h))
-            L.append(f"| {name} | {fd:.2f} | {sc:.2f} | {conf:.3f} | {s0['classes'][top]} ({h[top]:.0%}) | "
-                     f"{sum(x > 0.02 for x in h)} of {k} |")
+            L.append(f"| {name} | {fd:.2f} | {lo:.2f} to {hi:.2f} | {sc:.2f} | {conf:.3f} | "
+                     f"{s0['classes'][top]} ({h[top]:.0%}) | {sum(x > 0.02 for x in h)} of {k} |")
+        L += ["", f"Each Frechet distance is to the reference, {s0['n_reference']:,} held-out images (half A); "
+              f"its {evaluate.INTERVAL:.0%} interval is the estimate +- 1.645 times the std of a jackknife over "
+              f"the samples ({evaluate.GROUPS} groups). The real row is the floor: {s0['n_real']:,} other "
+              "held-out images (half B), as many as the samples where half B has them: what a perfect "
+              "generator would score."]
         L += ["", "Class histogram (% of images the judge puts in each class):", "",
               "| samples | " + " | ".join(s0["classes"]) + " |", "|---|" + "--:|" * k]
         for name, *_, h in rows:
@@ -414,9 +419,11 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
           "GPU memory is not in it).",
           "- **lines**: all lines of the file, and in brackets the lines holding code (not comments, "
           "docstrings or blank lines).",
-          "- **Frechet distance**: between the judge's 64 last-hidden-layer features of the samples and of "
-          "half of the held-out images; the real row is the other half against that half, the floor a "
-          "perfect generator would reach. **IS-style score**: exp(E KL(p(y|x) || p(y))) over the judge's "
+          "- **Frechet distance**: between the judge's 64 features (the last hidden layer of a small CNN) "
+          "of the samples and of half of the held-out images; the real row is images of the other half "
+          "against that half, the floor a perfect generator would reach; the interval is the jackknife's "
+          "over the samples (the same reference for all, so it adds nothing to a comparison)."
+          " **IS-style score**: exp(E KL(p(y|x) || p(y))) over the judge's "
           "class probabilities: high when each image is clearly one class and the classes are balanced. "
           "See `python -m common.evaluate --help`."]
     return "\n".join(L) + "\n"
@@ -455,7 +462,8 @@ def parse_args(argv):
                    "finished runs of the same config found there are reused")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.add_argument("--peak-size", type=_int_in(64, 16384), default=2048, help="n of the n^3 matmul peak")
-    p.add_argument("--judge-cache", help="where the judge is cached (default: <data-dir>/.judge)")
+    p.add_argument("--judge-dir", help="a folder of judge files from `python -m common.train_judge --out` "
+                   "(default: the committed ones in common/judges)")
     p.add_argument("--quiet", action="store_true", help="do not echo the children's output")
     return p.parse_args(argv)
 
@@ -489,7 +497,7 @@ def main(argv=None):
     judge, judge_line = None, ""
     if any(r.ok for r in results):
         try:
-            judge = evaluate.load_judge(a.dataset, a.data_dir, a.judge_cache)
+            judge = evaluate.load_judge(a.dataset, a.data_dir, a.judge_dir)
             judge_line = judge.describe()
         except UserError as e:
             judge_line = f"no judge: {e}"

@@ -141,7 +141,7 @@ def test_compare_tiny_config_writes_a_complete_report(tmp_path, monkeypatch, cap
     argv = ["--frameworks", "pytorch", "broken", "absent", "--dataset", "synthetic",
             "--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "64",
             "--max-steps", "8", "--device", "cpu", "--out", str(out), "--runs-dir", str(runs),
-            "--peak-size", "256", "--judge-cache", str(tmp_path / "judge"), "--quiet"]
+            "--peak-size", "256", "--quiet"]
     compare.main(argv)
 
     readme = (out / "README.md").read_text()
@@ -178,7 +178,9 @@ def test_compare_tiny_config_writes_a_complete_report(tmp_path, monkeypatch, cap
     s = pt["scores"]
     assert s["n"] == 1000 and len(s["histogram"]) == 4 and sum(s["histogram"]) == pytest.approx(1)
     assert s["fd"] > 0 and s["fd_real"] > 0 and 1 <= s["score"] <= 4
-    assert "| real, held-out |" in readme and "held-out accuracy" in readme
+    assert s["fd_low"] <= s["fd"] <= s["fd_high"] and s["n_real"] == 1000      # the floor at n
+    assert f"| {s['fd']:.2f} | {s['fd_low']:.2f} to {s['fd_high']:.2f} |" in readme
+    assert "| real, held-out (1,000) |" in readme and "held-out accuracy" in readme
 
     for name in ("samples.png", "losses.png", "d_outputs.png", "class_histogram.png"):
         with Image.open(out / name) as im:
