@@ -1,7 +1,7 @@
 """Train the judges that common.evaluate reads, once, and write common/judges/<dataset>.npz.
 
-    python -m common.train_judge mnist                 # about 2 minutes on 2 cores
-    python -m common.train_judge fashion-mnist         # about 15 minutes
+    python -m common.train_judge mnist                 # about 30 s on 2 idle cores
+    python -m common.train_judge fashion-mnist         # about 4 minutes (19 on a busy machine)
     python -m common.train_judge synthetic             # under a minute
     python -m common.train_judge mnist --out /tmp/j    # try one: common.evaluate --judge-dir /tmp/j
 
