@@ -54,16 +54,73 @@ NOTES = {
         "Keras: `keras_impl/__init__.py`, which Python runs first, sets `KERAS_BACKEND` before "
         "anything imports `keras`.",
     ],
-    "model.py/networks": [
-        "Transposed convolution: PyTorch's padding p crops the output; Flax's pads the dilated "
-        "input, so JAX writes K - 1 - p (and `transpose_kernel=True`); Keras's 'valid' and 'same' "
-        "are p0 and p1 for these 4x4 kernels.",
+    "model.py/building blocks": [
+        "One spec layer is one block: PyTorch's `block()` returns an `nn.Sequential` of named "
+        "children, JAX's `Block` is an `nnx.Module` that calls its parts in turn, Keras's `block()` "
+        "a nested `keras.Sequential`. In all three `op(blk)` finds its `conv` or `fc` and "
+        "`act_first` puts the activation before BatchNorm.",
         "BatchNorm, pinned to PyTorch's eps 1e-5 and momentum 0.1 (weight of the new value): JAX "
         "writes it out and Keras subclasses it, since theirs weigh the old value (0.99), Keras's "
-        "eps is 1e-3, and both feed the running variance the biased batch variance, PyTorch the unbiased.",
+        "eps is 1e-3, and both feed the running variance the biased batch variance, PyTorch the unbiased. "
+        "PyTorch picks `BatchNorm1d` or `BatchNorm2d`; JAX's and Keras's one class normalises "
+        "over every axis but the last, which is either.",
         "How BatchNorm knows train from eval: PyTorch `.train()` / `.eval()` set a flag on every "
         "module; NNX `.train()` / `.eval()` set `use_running_average`; Keras takes `training=` in each call.",
-        "LeakyReLU's slope is set to 0.2 everywhere: Flax's default is 0.01, Keras's 0.3.",
+        "Transposed convolution: PyTorch's padding p crops the output (and output_padding q "
+        "crops q less at the bottom and right). JAX has its own `ConvTranspose` that takes "
+        "PyTorch's p and q, not `nnx.ConvTranspose`, whose padding pads the dilated input: it "
+        "hands `lax.conv_transpose` the flipped kernel and K - 1 - p before, K - 1 - p + q after, "
+        "with a hand-written backward pass (`custom_vjp`) for XLA:CPU's speed. Keras has only "
+        "'valid' and 'same', which are p0 and p1 for 4x4 kernels; the paper's 5x5 layers get "
+        "`conv5x5_s2` and `conv_transpose5x5_s2`.",
+        "PyTorch's `linear()` is `nn.Linear` plus the (C, H, W) map its input comes from or "
+        "its output becomes (`in_map`, `out_map`), for the portable conversion. JAX's `conv()` "
+        "and `linear()`, Keras's `conv()` and `dense()` pin what Flax and Keras would choose "
+        "otherwise: the padding, N(0, 0.02) kernels, zero biases.",
+    ],
+    "model.py/the tutorial's network": [
+        "z goes in as a 1x1 map, nz channels: PyTorch `z.view(B, -1, 1, 1)`, JAX "
+        "`z.reshape(B, 1, 1, -1)`, Keras `Reshape((1, 1, nz))`; the 1x1 logit comes out as "
+        "`.view(-1)`, `reshape(-1)`, `Reshape(())`.",
+        "Every layer is 4x4 with PyTorch's numbers: stride 1 padding 0 for G's first and D's "
+        "last, stride 2 padding 1 between. JAX passes them as they are; Keras writes 'valid' for "
+        "p0 and 'same' for p1, which TF splits 1 + 1 because k - s = 2 is even.",
+        "LeakyReLU's slope is set to 0.2 (`LEAKY_SLOPE`) in all three, here and in the paper's "
+        "network: PyTorch's and Flax's default is 0.01, Keras's 0.3.",
+    ],
+    "model.py/the paper's network": [
+        "G's 5x5 stride-2 transposed convolutions scatter 2H + 3 rows. PyTorch's `padding=2, "
+        "output_padding=1` crops 2 at the top and 1 at the bottom (left and right alike): the "
+        "extra row goes at the end. JAX's `ConvTranspose(ch, ch // 2, 5, 2, 2, 1)` crops the same. "
+        "'SAME' gives the same 2H x 2W but crops 1 at the top and 2 at the bottom, the image "
+        "one pixel off with no error: Keras's `Conv2DTranspose` (with or without "
+        "`output_padding=1`) and Flax's `nnx.ConvTranspose` (which also leaves the kernel "
+        "unflipped). So Keras goes 'valid' (2H + 3), `output_padding=1` (2H + 4), `Cropping2D(2)`.",
+        "D's 5x5 stride-2 convolutions pad 2 on every side: PyTorch `padding=2`, JAX ((2, 2), (2, 2)), "
+        "Keras `ZeroPadding2D(2)` before a 'valid' `Conv2D`. Flax's and Keras's 'SAME' would pad "
+        "1 at the top and left, 2 at the bottom and right: the same size, other numbers.",
+        "Flatten order: PyTorch's `nn.Flatten` before D's fully connected layer and `nn.Unflatten` "
+        "after G's projection use (C, H, W); a reshape of NHWC (JAX's `reshape_in` / `reshape_out`, "
+        "Keras's `Flatten` / `Reshape`) uses (H, W, C), the portable order of `common/weights.py`. "
+        "So PyTorch's `to_portable` / `load_portable` permute the rows of d5's kernel and the "
+        "columns of g1's with `weights.chw_to_hwc`, and JAX and Keras permute nothing. Left in "
+        "PyTorch's order a kernel loads and gives another network: each framework's model test "
+        "shows how far off.",
+    ],
+    "model.py/the cs231n network": [
+        "The activation comes before BatchNorm in g1 to g3 (`act_first=True` in all three), so "
+        "every layer keeps its bias: PyTorch's default; JAX and Keras pass `True`.",
+        "g1 and g2 normalise each fully connected feature over the batch: PyTorch "
+        "`BatchNorm1d`, JAX and Keras the `BatchNorm` they use on maps. g2's 7*7*ch features are in "
+        "(C, H, W) order in PyTorch (g3's `nn.Unflatten` views them as (ch, 7, 7)), so `to_portable` "
+        "permutes g2's kernel columns, bias and BatchNorm vectors (`feature_order`), and the rows "
+        "of d3's kernel after D's flatten; JAX's and Keras's reshapes are already in (H, W, C) order.",
+        "Max-pool 2x2, stride 2: PyTorch's `MaxPool2d(2)` and Keras's `MaxPooling2D(2)` make the "
+        "stride the window; Flax's `nnx.max_pool` defaults to stride 1 (23x23 instead of 12x12), so "
+        "JAX pins `strides` and 'VALID'. The 5x5 convolutions have no padding: PyTorch's default, "
+        "Keras's 'valid', JAX's explicit 0 (Flax's 'SAME' would keep 28x28).",
+        "LeakyReLU 0.01 (`CS231N_SLOPE`), given in all three: PyTorch's and Flax's default, "
+        "where Keras's is 0.3.",
     ],
     "model.py/initialisation": [
         "Weights N(0, 0.02), BatchNorm gamma N(1, 0.02) and beta 0 replace each default "

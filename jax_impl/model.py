@@ -19,7 +19,7 @@ from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
 
 # ----------------------------------------------------------------------------------------
-# networks
+# building blocks: shared by the three networks
 
 DN = ("NHWC", "HWIO", "NHWC")   # lax's names for the layouts of input, kernel, output
 
@@ -181,6 +181,9 @@ def linear(n_in, n_out, bias, rngs):
                       bias_init=nnx.initializers.zeros_init(), rngs=rngs)
 
 
+# ----------------------------------------------------------------------------------------
+# the tutorial's network (--arch dcgan)
+
 class Generator(nnx.Module):
     """z (B, nz) -> image (B, S, S, C) in [-1, 1]. For S = 64 this is the PyTorch
     tutorial's generator; each 4x4/2 p1 transposed conv doubles H and W."""
@@ -228,6 +231,9 @@ class Discriminator(nnx.Module):
             x = blk(x)
         return x.reshape(-1)
 
+
+# ----------------------------------------------------------------------------------------
+# the paper's network (--arch paper)
 
 class PaperGenerator(nnx.Module):
     """z (B, nz) -> image (B, S, S, C): the DCGAN paper's Figure 1. A fully connected
@@ -278,6 +284,9 @@ class PaperDiscriminator(nnx.Module):
         return x.reshape(-1)
 
 
+# ----------------------------------------------------------------------------------------
+# the CS231n network (--arch cs231n)
+
 class CS231nGenerator(nnx.Module):
     """z (B, nz) -> image (B, 28, 28, C), the CS231n assignment's: two fully connected
     layers and two 4x4 stride-2 transposed convolutions, each activation BEFORE its
@@ -327,12 +336,12 @@ class CS231nDiscriminator(nnx.Module):
         return x.reshape(-1)
 
 
+# ----------------------------------------------------------------------------------------
+# initialisation
+
 NETWORKS = {"dcgan": (Generator, Discriminator), "paper": (PaperGenerator, PaperDiscriminator),
             "cs231n": (CS231nGenerator, CS231nDiscriminator)}
 
-
-# ----------------------------------------------------------------------------------------
-# initialisation
 
 def build(cfg: Config, seed: int = 0):
     """DCGAN paper, section 4: kernels ~ N(0, 0.02) (kernel_init above, not Flax's

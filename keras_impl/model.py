@@ -16,7 +16,7 @@ from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
 
 # ----------------------------------------------------------------------------------------
-# networks
+# building blocks: shared by the three networks
 
 class BatchNorm(layers.BatchNormalization):
     """BatchNormalization that behaves like PyTorch's BatchNorm2d on a map (statistics
@@ -96,6 +96,23 @@ def block(name, op, batchnorm, act, act_first=False, pool=0):
     return keras.Sequential(stack, name=name)
 
 
+def blocks(model: keras.Sequential) -> list:
+    """The spec's layers (g1.., d1..) of a network, without its reshapes."""
+    return [l for l in model.layers if isinstance(l, keras.Sequential)]
+
+
+def batchnorm_of(blk):
+    return next((l for l in blk.layers if isinstance(l, BatchNorm)), None)
+
+
+def op(blk):
+    """The block's convolution or fully connected layer."""
+    return next(l for l in blk.layers if l.name in ("conv", "fc"))
+
+
+# ----------------------------------------------------------------------------------------
+# the tutorial's network (--arch dcgan)
+
 def make_generator(cfg: Config) -> keras.Sequential:
     """z (B, nz) -> image (B, S, S, C) in [-1, 1]. For S = 64 this is the PyTorch
     tutorial's generator; each 4x4/2 'same' transposed conv doubles H and W."""
@@ -130,6 +147,9 @@ def make_discriminator(cfg: Config) -> keras.Sequential:
     return keras.Sequential(stack, name="discriminator")
 
 
+# ----------------------------------------------------------------------------------------
+# the paper's network (--arch paper)
+
 def paper_generator(cfg: Config) -> keras.Sequential:
     """z (B, nz) -> image (B, S, S, C): the DCGAN paper's Figure 1. A fully connected
     projection of z, reshaped to S/16 x S/16 x ngf*16, BatchNorm and ReLU (the paper's;
@@ -162,6 +182,9 @@ def paper_discriminator(cfg: Config) -> keras.Sequential:
     stack.append(layers.Reshape(()))                                          # (B,)
     return keras.Sequential(stack, name="discriminator")
 
+
+# ----------------------------------------------------------------------------------------
+# the CS231n network (--arch cs231n)
 
 def cs231n_generator(cfg: Config) -> keras.Sequential:
     """z (B, nz) -> image (B, 28, 28, C), the CS231n assignment's: two fully connected
@@ -196,27 +219,13 @@ def cs231n_discriminator(cfg: Config) -> keras.Sequential:
     ], name="discriminator")
 
 
+# ----------------------------------------------------------------------------------------
+# initialisation
+
 NETWORKS = {"dcgan": (make_generator, make_discriminator),
             "paper": (paper_generator, paper_discriminator),
             "cs231n": (cs231n_generator, cs231n_discriminator)}
 
-
-def blocks(model: keras.Sequential) -> list:
-    """The spec's layers (g1.., d1..) of a network, without its reshapes."""
-    return [l for l in model.layers if isinstance(l, keras.Sequential)]
-
-
-def batchnorm_of(blk):
-    return next((l for l in blk.layers if isinstance(l, BatchNorm)), None)
-
-
-def op(blk):
-    """The block's convolution or fully connected layer."""
-    return next(l for l in blk.layers if l.name in ("conv", "fc"))
-
-
-# ----------------------------------------------------------------------------------------
-# initialisation
 
 def build(cfg: Config, seed: int = 0):
     """DCGAN paper, section 4: weights ~ N(0, 0.02); BatchNorm gamma ~ N(1, 0.02), beta = 0

@@ -15,7 +15,7 @@ from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
 
 # ----------------------------------------------------------------------------------------
-# networks
+# building blocks: shared by the three networks
 
 def block(conv, out_ch, batchnorm, act, act_first=False, pool=0, flatten_in=False,
           reshape_in=None, reshape_out=None):
@@ -58,6 +58,9 @@ def op(blk):
     """The block's convolution or fully connected layer."""
     return blk.fc if hasattr(blk, "fc") else blk.conv
 
+
+# ----------------------------------------------------------------------------------------
+# the tutorial's network (--arch dcgan)
 
 class Generator(nn.Module):
     """z (B, nz, 1, 1) -> image (B, C, S, S) in [-1, 1]. For S = 64 this is the PyTorch
@@ -104,6 +107,9 @@ class Discriminator(nn.Module):
         return self.main(x).view(-1)
 
 
+# ----------------------------------------------------------------------------------------
+# the paper's network (--arch paper)
+
 class PaperGenerator(nn.Module):
     """z (B, nz) -> image (B, C, S, S): the DCGAN paper's Figure 1. A fully connected
     projection of z to ngf*16 x S/16 x S/16 ("project and reshape"), BatchNorm and ReLU,
@@ -147,6 +153,9 @@ class PaperDiscriminator(nn.Module):
     def forward(self, x):
         return self.main(x).view(-1)
 
+
+# ----------------------------------------------------------------------------------------
+# the CS231n network (--arch cs231n)
 
 class CS231nGenerator(nn.Module):
     """z (B, nz) -> image (B, C, 28, 28), the CS231n assignment's: two fully connected
@@ -192,10 +201,6 @@ class CS231nDiscriminator(nn.Module):
         return self.main(x).view(-1)
 
 
-NETWORKS = {"dcgan": (Generator, Discriminator), "paper": (PaperGenerator, PaperDiscriminator),
-            "cs231n": (CS231nGenerator, CS231nDiscriminator)}
-
-
 # ----------------------------------------------------------------------------------------
 # initialisation
 
@@ -209,6 +214,10 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, INIT_STD)
         nn.init.zeros_(module.bias)
+
+
+NETWORKS = {"dcgan": (Generator, Discriminator), "paper": (PaperGenerator, PaperDiscriminator),
+            "cs231n": (CS231nGenerator, CS231nDiscriminator)}
 
 
 def build(cfg: Config, seed: int = 0):

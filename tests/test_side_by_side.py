@@ -15,7 +15,8 @@ from common import side_by_side as sbs
 from tests.conftest import ROOT, need_system
 
 # the parts of the program the issue names, in the order the three train.py / model.py keep
-REQUIRED = {"model.py": ["networks", "initialisation"],
+REQUIRED = {"model.py": ["building blocks", "the tutorial's network", "the paper's network",
+                         "the cs231n network", "initialisation"],
             "train.py": ["one gan step", "one gan step / update d", "one gan step / update g",
                          "sampling", "checkpoints", "the training loop"]}
 
@@ -181,7 +182,7 @@ def test_check_from_the_command_line_names_the_stale_page(tmp_path, cli):
     r = cli("common.side_by_side", "--check", "--root", str(tmp_path))
     assert r.returncode == 1
     assert f"{sbs.HTML_OUT} is stale: run python -m common.side_by_side" in r.stderr
-    assert "jax_impl/model.py: no section 'networks'" in r.stderr      # and says what is missing
+    assert "jax_impl/model.py: no section 'the paper's network'" in r.stderr   # and says what is missing
     r = cli("common.side_by_side", "--root", str(tmp_path))
     assert r.returncode == 0 and f"wrote {sbs.MD_OUT}" in r.stdout
     assert cli("common.side_by_side", "--check", "--root", str(tmp_path)).returncode == 0
