@@ -85,6 +85,7 @@ class Config:
     out: str | None = None
     device: str = "auto"
     resume: str | None = None
+    init_weights: str | None = None  # a portable weights file the run starts from
     # Filled in by the run, recorded in config.json for the reader of a run directory.
     framework: str | None = None
     profile: str | None = None
@@ -221,6 +222,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, help="default: auto (a GPU if one is seen)")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
+    p.add_argument("--init-weights", metavar="FILE",
+                   help="start from these portable weights (a weights.npz that any framework's "
+                   "train wrote) instead of the seed's random draw; the optimizers start fresh")
     return p
 
 
@@ -233,6 +237,9 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
     Config (size flags may be None until `resolve` is called with the device)."""
     parser = build_parser(prog)
     given = vars(parser.parse_args(argv))
+    if "resume" in given and "init_weights" in given:
+        parser.error("--init-weights starts a new run; --resume continues one from its "
+                     "checkpoint, weights included: give one of the two")
     if "resume" in given:
         run_dir = Path(given["resume"])
         if not run_dir.is_dir():

@@ -304,8 +304,10 @@ class Run:
     restored, log_step after every step, end_epoch with the fixed-noise images after every
     epoch (and at the last step), and close at the end, interrupted or not."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resume_from: Path | None, batches):
+    def __init__(self, cfg: Config, run_dir: Path, resume_from: Path | None, batches,
+                 init_weights: dict | None = None):
         self.cfg, self.dir, self.resume_from, self.batches = cfg, run_dir, resume_from, batches
+        self.init_weights = init_weights    # portable arrays to start from, or None: the seed's
         from .data import fixed_noise
         from .config import N_FIXED
         self.fixed_noise = fixed_noise(cfg.seed, cfg.nz, N_FIXED, cfg.z_dist)
@@ -400,6 +402,11 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -
     cfg.channels = dataset_channels(cfg)
     cfg.out = cfg.out or default_out(cfg, framework)
     generator_spec(cfg), discriminator_spec(cfg)            # a bad --image-size fails here
+    init = None
+    if cfg.init_weights and not cfg.resume:   # a resumed run's weights are its checkpoint's
+        init, header = weights.load_init(cfg.init_weights, cfg)
+        print(f"initial weights: {cfg.init_weights} (written by {header.get('framework', '?')} "
+              f"at step {header.get('step', '?')}); the optimizers start fresh")
     run_dir, resume_from = open_run_dir(cfg, checkpoint_name)
     try:
         images, cfg.data_source = load_images(cfg)
@@ -412,4 +419,4 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -
         raise
     print(f"data: {cfg.data_source}; {len(images):,} images of {images.shape[1:]}, "
           f"{batches.per_epoch} steps per epoch")
-    return Run(cfg, run_dir, resume_from, batches)
+    return Run(cfg, run_dir, resume_from, batches, init)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, UserError, saved_config_problem
+from .config import INIT_STD, Config, UserError, saved_config_problem
 from .spec import ARCHITECTURES, Layer, discriminator_spec, generator_spec
 
 FORMAT = "dcgan-portable-v1"
@@ -158,3 +158,62 @@ def load(path: str | Path, cfg: Config | None = None) -> tuple[Config, dict[str,
         if a.shape != shape:
             raise UserError(f"{path}: {k} has shape {a.shape}, its config needs {shape}")
     return file_cfg, {k: arrays[k].astype(np.float32) for k in shapes}, header
+
+
+# ----------------------------------------------------------------------------------------
+# Where a run's weights come from when it does not draw them itself.
+
+FLAGS = {"arch": "--arch", "image_size": "--image-size", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf"}
+
+
+def load_init(path: str | Path, cfg: Config) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays of `train --init-weights FILE` and the file's header, checked against the
+    run's config: the same network (arch and every size), the same z distribution where
+    the file records one, and every value finite. Each problem is one UserError that says
+    what to do."""
+    try:
+        _, arrays, header = load(path)
+    except UserError as e:
+        raise UserError(f"--init-weights {e}") from None
+    diff = network_diff(header, cfg)
+    if diff:
+        flags = [f"{FLAGS[k]} {header[k]}" for k in FLAGS if header[k] != getattr(cfg, k)]
+        fix = [f"with {' '.join(flags)}"] if flags else []
+        if header["channels"] != cfg.channels:
+            n = header["channels"]
+            fix.append(f"on a --dataset of {n} channel{'s' * (n > 1)}")
+        raise UserError(f"--init-weights {path} holds another network than this run's: {diff}; "
+                        f"train from it {' and '.join(fix)}, or give weights of this network")
+    z_dist = header.get("z_dist")
+    if z_dist is not None and z_dist != cfg.z_dist:
+        raise UserError(f"--init-weights {path} was trained with --z-dist {z_dist}, this run "
+                        f"draws {cfg.z_dist}: pass --z-dist {z_dist} to train from it")
+    shapes = expected_shapes(cfg)           # load checked the file against its own header
+    for k, a in arrays.items():
+        if a.shape != shapes[k]:
+            raise UserError(f"--init-weights {path}: {k} has shape {a.shape}, this run needs {shapes[k]}")
+        if not np.isfinite(a).all():
+            raise UserError(f"--init-weights {path}: {k} holds NaN or infinite values; give "
+                            "the weights.npz of a run that did not diverge")
+    return arrays, header
+
+
+def initial(cfg: Config, seed: int) -> dict[str, np.ndarray]:
+    """The DCGAN paper's initialisation (section 4) drawn in NumPy, in the portable layout:
+    kernels ~ N(0, 0.02), biases 0, BatchNorm gamma ~ N(1, 0.02), beta 0, and the running
+    statistics of a fresh BatchNorm (mean 0, variance 1). It is the distribution every
+    model.py draws from, with NumPy's generator instead of a framework's, so that no
+    framework's own random numbers are favoured when all three start from one file."""
+    rng = np.random.default_rng([seed, 4])
+    out = {}
+    for key, shape in expected_shapes(cfg).items():
+        kind = key.rsplit(".", 1)[1]
+        if kind == "kernel":
+            out[key] = rng.normal(0.0, INIT_STD, shape).astype(np.float32)
+        elif kind == "gamma":
+            out[key] = rng.normal(1.0, INIT_STD, shape).astype(np.float32)
+        elif kind == "running_var":
+            out[key] = np.ones(shape, np.float32)
+        else:                                 # bias, beta, running_mean
+            out[key] = np.zeros(shape, np.float32)
+    return out

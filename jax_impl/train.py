@@ -21,7 +21,7 @@ from flax import nnx
 
 from common import data, runfiles
 from common.config import ADAM_EPS, UserError, parse_config, run_main
-from jax_impl.model import build, to_portable
+from jax_impl.model import build, load_portable, to_portable
 
 FRAMEWORK = "jax"
 CHECKPOINT = "checkpoint.npz"
@@ -185,6 +185,8 @@ def train(cfg):
     cfg = run.cfg
 
     generator, discriminator = build(cfg, cfg.seed)
+    if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
+        load_portable(generator, discriminator, run.init_weights)
     tx = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)  # optax, like PyTorch, adds eps to the bias-corrected sqrt(v)
     g_optimizer = nnx.Optimizer(generator, tx, wrt=nnx.Param)        # BatchStat (running statistics) is not trained
     d_optimizer = nnx.Optimizer(discriminator, tx, wrt=nnx.Param)

@@ -22,7 +22,7 @@ from keras import ops
 from common import data, runfiles
 from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
 from common.weights import network_diff
-from keras_impl.model import build, to_portable
+from keras_impl.model import build, load_portable, to_portable
 
 FRAMEWORK = "keras"
 CHECKPOINT = "checkpoint.keras"
@@ -257,6 +257,8 @@ def train(cfg):
     cfg = run.cfg
 
     gan = GAN(cfg)                  # generator and discriminator, initialised from cfg.seed
+    if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
+        load_portable(gan.generator, gan.discriminator, run.init_weights)
     adam = lambda: PyTorchAdam(learning_rate=cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
                                epsilon=ADAM_EPS)
     # Keras' default jit_compile="auto" would compile train_step with XLA; this is the

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from common import data, runfiles
 from common.config import ADAM_EPS, UserError, parse_config, run_main
-from pytorch_impl.model import build, to_portable
+from pytorch_impl.model import build, load_portable, to_portable
 
 FRAMEWORK = "pytorch"
 CHECKPOINT = "checkpoint.pt"
@@ -145,6 +145,8 @@ def train(cfg):
     cfg = run.cfg
 
     generator, discriminator = build(cfg, cfg.seed)
+    if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
+        load_portable(generator, discriminator, run.init_weights)
     generator.to(device)
     discriminator.to(device)
     betas = (cfg.beta1, cfg.beta2)

@@ -6,6 +6,7 @@ what is wrong, with no traceback and nothing on disk changed or left half-made.
 Each case builds its bad input in tmp_path and returns the command's argv; the command runs
 in-process through run_main, as `python -m` would run it. Cases that need a real run copy a
 2-step TINY run of the framework, made once for the module."""
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from common import data, weights
-from common.config import run_main
+from common.config import Config, run_main
 from tests import helpers
 from tests.conftest import run_cli
 
@@ -245,6 +246,42 @@ def cifar_batches(d: Path) -> None:
         (d / "cifar-10-batches-py" / f"data_batch_{i}").write_bytes(pickle.dumps([1, 2, 3]))
 
 
+def init_weights(make) -> Callable[[Ctx], list]:
+    """A new run with --init-weights tmp/init.npz, which make(ctx, path) writes."""
+    def build(c):
+        w = c.tmp / "init.npz"
+        make(c, w)
+        return new_run(c, "--init-weights", str(w))
+    return build
+
+
+def copy_weights(spoil=None):
+    """The framework's own good weights.npz, spoiled by spoil(path) if given."""
+    def make(c, w):
+        shutil.copy(c.run() / "weights.npz", w)
+        if spoil:
+            spoil(w)
+    return make
+
+
+def numpy_weights(**network):
+    """Portable weights of TINY's network changed by `network` (arch, channels, ...), drawn
+    in NumPy by common.weights.initial: a file train would write for that network."""
+    def make(c, w):
+        cfg = Config(arch="dcgan", image_size=16, channels=1, nz=16, ngf=8, ndf=8)
+        cfg = dataclasses.replace(cfg, **network)
+        weights.save(w, cfg, weights.initial(cfg, 0), framework="numpy", step=0, z_dist="normal")
+    return make
+
+
+def first_value_nan(w: Path) -> None:
+    def edit(arrays, header):
+        k = first_kernel(arrays)
+        arrays[k] = arrays[k].copy()
+        arrays[k].flat[0] = np.nan
+    edit_weights(w, edit)
+
+
 TRAIN_CASES = [
     # --out
     Case("out under /proc", lambda c: new_run(c, out=UNDER_PROC), "cannot create the run directory"),
@@ -328,6 +365,35 @@ TRAIN_CASES = [
     Case("cifar10 batch of something else", with_data("cifar10", cifar_batches), "data_batch_1: missing or corrupt"),
     Case("celeba missing", lambda c: new_run(c, "--dataset", "celeba", "--data-dir", str(c.tmp)),
          "CelebA not found"),
+    # --init-weights
+    Case("init weights missing", lambda c: new_run(c, "--init-weights", str(c.tmp / "nope.npz")),
+         "nope.npz: no such weights file"),
+    Case("init weights a directory", lambda c: new_run(c, "--init-weights", str(mkdir(c.tmp / "w.npz"))),
+         "not a file; give the weights.npz of a run directory"),
+    Case("init weights junk", init_weights(lambda c, w: junk(w)), "not a portable weights file"),
+    Case("init weights a lone .npy", init_weights(lambda c, w: lone_npy(w)), "not an .npz archive"),
+    Case("init weights a random npz", init_weights(lambda c, w: random_npz(w)), "format None"),
+    Case("init weights a training checkpoint", init_weights(lambda c, w: shutil.copy(c.run() / c.ckpt, w)),
+         "not a portable weights file"),
+    Case("init weights of another width",
+         init_weights(lambda c, w: shutil.copy(c.trained(c.fw, "--ngf", "4", "--max-steps", "1") / "weights.npz", w)),
+         "holds another network than this run's: ngf 4 (wanted 8); train from it with --ngf 4"),
+    Case("init weights of another arch", init_weights(numpy_weights(arch="paper")),
+         "arch paper (wanted dcgan); train from it with --arch paper,"),
+    Case("init weights of another dataset's channels", init_weights(numpy_weights(channels=3)),
+         "channels 3 (wanted 1); train from it on a --dataset of 3 channels"),
+    Case("init weights with a kernel of another shape",
+         init_weights(copy_weights(lambda w: edit_weights(
+             w, lambda a, h: a.update({first_kernel(a): np.zeros((1, 2, 3, 4), np.float32)})))),
+         "has shape (1, 2, 3, 4)"),
+    Case("init weights not finite", init_weights(copy_weights(first_value_nan)),
+         "holds NaN or infinite values"),
+    Case("init weights of another z distribution",
+         lambda c: new_run(c, "--z-dist", "uniform", "--init-weights", str(c.run() / "weights.npz")),
+         "was trained with --z-dist normal, this run draws uniform: pass --z-dist normal"),
+    Case("init weights with --resume",
+         lambda c: resume(c.run()) + ["--init-weights", str(c.run() / "weights.npz")],
+         "--init-weights starts a new run; --resume continues one"),
 ]
 
 
