@@ -4,12 +4,14 @@ machine can do. Framework-free: numpy only.
 
 The convention, exactly:
 
-- One multiply-add is 2 FLOPs. Only convolutions and transposed convolutions are counted:
-  BatchNorm, activations, the losses and Adam are elementwise, well under 1% of the total
-  for these networks.
+- One multiply-add is 2 FLOPs. Only convolutions, transposed convolutions and fully
+  connected layers are counted: BatchNorm, activations, max-pooling, the losses and Adam
+  are elementwise, well under 1% of the total for these networks.
 - A `conv` computes, for every output pixel and output channel, k*k*in_ch multiply-adds,
   taps on the zero padding included (as im2col + GEMM does):
       MACs = H_out * W_out * k * k * in_ch * out_ch   (= kernel size x output pixels)
+  where H_out is the convolution's own output, before a max-pool that follows it.
+- A `linear` layer computes in * out multiply-adds.
 - A `conv_transpose` scatters, from every input pixel and input channel, k*k*out_ch
   multiply-adds, the ones landing on the cropped border included:
       MACs = H_in * W_in * k * k * in_ch * out_ch     (= kernel size x input pixels)
@@ -41,21 +43,31 @@ from .config import Config
 from .spec import Layer, discriminator_spec, generator_spec
 
 
+def conv_output_size(layer: Layer) -> int:
+    """Height (= width) of a convolution's own output: before the max-pool, if one follows."""
+    return layer.out_shape[0] * (layer.pool or 1)
+
+
 def input_size(layer: Layer) -> int:
-    """Input height (= width) of a layer, from its output and its stride, padding, kernel."""
-    out = layer.out_shape[0]
+    """Input height (= width) of a layer: the shape it reads where the spec gives it, else
+    from its output and its stride, padding, kernel."""
+    if layer.in_shape:
+        return layer.in_shape[0]
+    out = conv_output_size(layer)
     if layer.kind == "conv":                  # out = (in + 2p - k) // s + 1, taken as exact
         return (out - 1) * layer.stride - 2 * layer.padding + layer.kernel
-    if layer.kind == "conv_transpose":        # out = (in - 1) s - 2p + k
-        return (out + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    if layer.kind == "conv_transpose":        # out = (in - 1) s - 2p + k + output padding
+        return (out + 2 * layer.padding - layer.kernel - layer.output_padding) // layer.stride + 1
     raise ValueError(f"no FLOP count for layer kind {layer.kind!r}")
 
 
 def layer_macs(layer: Layer) -> int:
     """Multiply-adds of one layer's forward pass for one image (see the module docstring)."""
+    if layer.kind == "linear":
+        return layer.in_ch * layer.out_ch
     taps = layer.kernel * layer.kernel * layer.in_ch * layer.out_ch
     if layer.kind == "conv":
-        return layer.out_shape[0] * layer.out_shape[1] * taps
+        return conv_output_size(layer) ** 2 * taps
     if layer.kind == "conv_transpose":
         return input_size(layer) ** 2 * taps
     raise ValueError(f"no FLOP count for layer kind {layer.kind!r}")

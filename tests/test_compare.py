@@ -74,25 +74,27 @@ def test_step_flops_follow_the_stated_convention():
     assert 250e9 < f["per_step"] < 350e9          # ~0.29 TFLOP for a batch of 128 at 64 px
 
 
-def test_flops_match_pytorchs_own_flop_counter():
+@pytest.mark.parametrize("arch,size", [("dcgan", 32), ("paper", 32), ("cs231n", 28)])
+def test_flops_match_pytorchs_own_flop_counter(arch, size):
     # an independent count: PyTorch's FlopCounterMode, on the real modules of pytorch_impl
+    # (it counts convolutions and matrix products: fully connected layers too)
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     from pytorch_impl.model import build
     from pytorch_impl.train import train_step
-    cfg = Config(image_size=32, channels=1, nz=100, ngf=8, ndf=8, batch_size=16)
+    cfg = Config(arch=arch, image_size=size, channels=1, nz=100, ngf=8, ndf=8, batch_size=16)
     generator, discriminator = build(cfg, 0)
     mine = flops.step_flops(cfg)
     with FlopCounterMode(display=False) as counter:
         generator(torch.randn(16, 100))
     assert counter.get_total_flops() == 16 * mine["g_forward_per_image"]
     with FlopCounterMode(display=False) as counter:
-        discriminator(torch.randn(16, 1, 32, 32))
+        discriminator(torch.randn(16, 1, size, size))
     assert counter.get_total_flops() == 16 * mine["d_forward_per_image"]
     adam = lambda m: torch.optim.Adam(m.parameters())
     with FlopCounterMode(display=False) as counter:
         train_step(generator, discriminator, adam(generator), adam(discriminator),
-                   torch.randn(16, 1, 32, 32), torch.randn(16, 100))
+                   torch.randn(16, 1, size, size), torch.randn(16, 100))
     # exactly what the step needs: train_step turns D's weight gradients off in the G step
     assert counter.get_total_flops() == mine["per_step"]
 
