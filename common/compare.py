@@ -2,23 +2,28 @@
 
     python -m common.compare                      # the bare command's CPU config, 3 frameworks
     python -m common.compare --image-size 64 --ngf 64 --ndf 64 --max-steps 100
+    python -m common.compare --arch cs231n --max-steps 500    # the CS231n network's defaults
     python -m common.compare --frameworks pytorch jax --dataset synthetic --image-size 16 \\
         --ngf 8 --ndf 8 --max-steps 20 --out /tmp/cmp
 
 Framework-free: each framework runs in its own processes, one after another, with the same
-dataset, config, seed and number of steps:
+dataset, config, seed and number of steps, from the same initial weights:
 
-    python -m <fw>_impl.train --out RUNS/<fw> <the same flags>       (timed, peak memory)
+    python -m <fw>_impl.train --out RUNS/<fw> <the same flags> --init-weights RUNS/init_weights.npz
+                                                                       (timed, peak memory)
     python -m <fw>_impl.sample --weights RUNS/<fw>/weights.npz --noise RUNS/noise.npy \\
         --out RUNS/<fw>/samples.npy                                    (the same z for all)
 
 then the offline judge (common.evaluate) scores each framework's samples, common.flops
 counts the FLOPs of a step from the spec, and a float32 matrix multiply measures the
-machine's peak. OUT gets README.md (the tables and pictures), report.json (every number),
-losses.png, d_outputs.png, samples.png, class_histogram.png, and each run's metrics.csv and
-config.json. RUNS (default runs/compare-<dataset>-<size>px-<time>) keeps the run
-directories; given again with --runs-dir, finished runs of the same config are reused and
-only the report is made anew. A framework that is missing or fails gets a row saying so.
+machine's peak. The runs' metrics, step by step, show how long the three stay the same run
+(the drift section). OUT gets README.md (the tables and pictures), report.json (every
+number), losses.png, d_outputs.png, drift.png, samples.png, class_histogram.png, and each
+run's metrics.csv and config.json. RUNS (default runs/compare-<dataset>-<size>px-<time>,
+with -<arch> before the size for paper and cs231n) keeps the run directories, the initial
+weights and the shared z; given again with --runs-dir, finished runs of the same config are
+reused and only the report is made anew. A framework that is missing or fails gets a row
+saying so.
 """
 from __future__ import annotations
 
@@ -39,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate, flops, runfiles
-from .config import DATASETS, DEVICES, PROFILES, Config, UserError, _int_in, run_main
+from . import data, evaluate, flops, runfiles, weights
+from .config import (ARCH_DEFAULTS, ARCHS, DATASETS, DEVICES, PROFILES, Z_DISTS, Config,
+                     UserError, _float_in, _int_in, run_main)
 from .spec import discriminator_spec, generator_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,9 +54,12 @@ FRAMEWORKS = ("pytorch", "jax", "keras")
 COLORS = {"pytorch": "#ee4c2c", "jax": "#5e97f6", "keras": "#2ca02c"}
 WARMUP = 5          # steps that count as compilation / warm-up, not in the median
 FINAL = 50          # "final" losses and D outputs: the mean over the last FINAL steps
-# The flags every train command gets, in this order; the values come from the arguments.
-TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "ngf", "ndf", "nz", "batch_size",
-               "max_steps", "seed", "device")
+# The flags every train command gets, in this order; the values come from the arguments
+# (with the architecture's defaults, then the bare CPU command's, where none was given).
+TRAIN_FLAGS = ("dataset", "data_dir", "arch", "image_size", "ngf", "ndf", "nz", "z_dist",
+               "batch_size", "lr", "max_steps", "seed", "device")
+DRIFT_STEPS = (1, 2, 5)            # the drift table's steps: 1, 2, 5, 10, 20, 50, 100, ...
+DRIFT_LEVELS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,15 +167,17 @@ def count_lines(path: Path) -> tuple[int, int] | None:
     return len(src.splitlines()), len(code)
 
 
-def same_config(run_dir: Path, a: argparse.Namespace) -> bool:
+def same_config(run_dir: Path, a: argparse.Namespace, init_path: Path) -> bool:
     try:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return all(saved.get(k) == getattr(a, k) for k in TRAIN_FLAGS if k not in ("device", "data_dir"))
+    return (saved.get("init_weights") == str(init_path)
+            and all(saved.get(k) == getattr(a, k) for k in TRAIN_FLAGS if k not in ("device", "data_dir")))
 
 
-def run_framework(fw: str, a: argparse.Namespace, runs: Path, noise_path: Path, echo: bool) -> Result:
+def run_framework(fw: str, a: argparse.Namespace, runs: Path, noise_path: Path, init_path: Path,
+                  echo: bool) -> Result:
     r = Result(fw)
     r.lines = {f: count_lines(ROOT / f"{fw}_impl" / f) for f in ("model.py", "train.py")}
     missing = [f"{fw}_impl/{f}.py" for f in ("train", "sample")
@@ -176,11 +187,12 @@ def run_framework(fw: str, a: argparse.Namespace, runs: Path, noise_path: Path, 
         print(f"\n== {fw}: not available ({r.message})")
         return r
     run_dir, timing = runs / fw, runs / f"{fw}.train.json"
-    if (run_dir / "weights.npz").is_file() and timing.is_file() and same_config(run_dir, a):
+    if (run_dir / "weights.npz").is_file() and timing.is_file() and same_config(run_dir, a, init_path):
         r.reused, r.train = True, json.loads(timing.read_text())
         print(f"\n== {fw}: reusing the finished run in {run_dir} (its timings are from then)")
     else:
         flags = [x for k in TRAIN_FLAGS for x in (f"--{k.replace('_', '-')}", str(getattr(a, k)))]
+        flags += ["--init-weights", str(init_path)]
         print(f"\n== {fw}: python -m {fw}_impl.train --out {run_dir} {' '.join(flags)}")
         c = run_child(f"{fw}_impl.train", ["--out", str(run_dir), *flags], runs / f"{fw}.train.log", echo)
         if c.returncode != 0:
@@ -208,6 +220,78 @@ def run_framework(fw: str, a: argparse.Namespace, runs: Path, noise_path: Path, 
     if c.returncode != 0:
         r.status, r.message = "sample failed", f"exit {c.returncode}: {c.tail(1)} (log: {c.log})"
     return r
+
+
+# ----------------------------------------------------------------------------------------
+# Drift: the runs start from one weights file and see the same batches and z at every step,
+# so they are the same run three times, until float32 rounding, which each framework does
+# in its own order, has grown into differences that can be seen.
+
+def level_text(x: float) -> str:
+    return f"{x:.0e}".replace("e-0", "e-")          # 1e-5, not 1e-05
+
+
+def drift_steps(n: int) -> list[int]:
+    """1, 2, 5, 10, 20, 50, ... up to n, and n itself."""
+    steps, scale = [], 1
+    while scale <= n:
+        steps += [s * scale for s in DRIFT_STEPS if s * scale <= n]
+        scale *= 10
+    return steps + ([n] if steps and steps[-1] != n else [])
+
+
+def drift(results: list[Result], runs: Path) -> tuple[dict | None, dict]:
+    """Step by step, the largest difference between any two frameworks' value of each metric
+    (max - min over the frameworks), over the steps every run has. Returns the summary for
+    the report (None with fewer than two runs) and the per-step arrays for the plot."""
+    done = [r.framework for r in results if r.status in ("ok", "sample failed")]
+    if len(done) < 2:
+        return None, {}
+    ms = {fw: runfiles.read_metrics(runs / fw / "metrics.csv") for fw in done}
+    common = sorted(set.intersection(*(set(m["step"].astype(int).tolist()) for m in ms.values())))
+    if not common:
+        return None, {}
+    rows = {fw: np.searchsorted(m["step"], common) for fw, m in ms.items()}
+    per_step = {k: np.ptp(np.stack([ms[fw][k][rows[fw]] for fw in done]), axis=0)
+                for k in runfiles.METRICS}
+    steps = np.array(common)
+    index = {s: i for i, s in enumerate(common)}
+    at = [s for s in drift_steps(int(steps[-1])) if s in index]
+    worst = np.max(np.stack(list(per_step.values())), axis=0)     # over the metrics
+    first_over = {}
+    for level in DRIFT_LEVELS:
+        over = np.flatnonzero(worst > level)
+        first_over[level_text(level)] = int(steps[over[0]]) if len(over) else None
+    summary = {"frameworks": done, "steps": at,
+               "max_abs_diff": {k: [float(v[index[s]]) for s in at] for k, v in per_step.items()},
+               "first_step_over": first_over, "steps_compared": len(common)}
+    return summary, {"step": steps, **per_step}
+
+
+def plot_drift(per_step: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    floor = 5e-7                  # metrics.csv keeps 6 decimals: below 1e-6 is its rounding
+    labels = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
+              "d_fake": "D(G(z)) before D update", "d_fake_after": "D(G(z)) after D update"}
+    for k in runfiles.METRICS:
+        ax.plot(per_step["step"], np.maximum(per_step[k], floor), lw=1, label=labels[k])
+    ax.axhline(1e-5, color="grey", lw=0.5, ls="--")
+    ax.text(per_step["step"][0], 1.2e-5, "1e-5, the one-step tolerance of the cross-framework tests",
+            fontsize="small", color="grey")
+    ax.axhspan(floor / 2, 1e-6, color="grey", alpha=0.1, lw=0)
+    ax.set(xscale="log", yscale="log", xlabel="step", ylim=(floor / 2, None),
+           ylabel="largest difference between two frameworks",
+           title="How far the runs drift apart (from the same weights, batches and z)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out / "drift.png", dpi=100)
+    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------
@@ -315,18 +399,45 @@ def plot_histogram(results: list[Result], out: Path) -> None:
     plt.close(fig)
 
 
+def drift_section(d: dict | None, a: argparse.Namespace) -> list[str]:
+    L = ["## Drift: how long the same run three times stays the same", ""]
+    if d is None:
+        return L + ["Needs two frameworks that trained; fewer did.", ""]
+    names = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
+             "d_fake": "D(G(z)) before", "d_fake_after": "D(G(z)) after"}
+    L += [f"Every run started from the same weights (`init_weights.npz`: the paper's initialisation "
+          f"drawn in NumPy from seed {a.seed}, given to each `train` with `--init-weights`) and saw the "
+          "same batches and the same z at every step. Each cell is, at that step, the largest difference "
+          f"between two frameworks' values ({', '.join(d['frameworks'])}: max minus min). metrics.csv keeps "
+          "6 decimals, so below 1e-6 is its rounding.", "",
+          "| step | " + " | ".join(names[k] for k in runfiles.METRICS) + " |",
+          "|--:|" + "--:|" * len(runfiles.METRICS)]
+    cell = lambda x: f"{x:.1e}" if x else "0"
+    for i, step in enumerate(d["steps"]):
+        L.append(f"| {step:,} | " + " | ".join(cell(d["max_abs_diff"][k][i]) for k in runfiles.METRICS) + " |")
+    first = d["first_step_over"]
+    L += ["", f"The first step at which some metric differs by more than ... (of the "
+          f"{d['steps_compared']:,} steps):", "",
+          "| more than | " + " | ".join(first) + " |", "|---|" + "--:|" * len(first),
+          "| first step | " + " | ".join(f"{s:,}" if s else "never" for s in first.values()) + " |",
+          "", "![drift](drift.png)", ""]
+    return L
+
+
 def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dict, judge_line: str,
-             run_config: dict, command: str) -> str:
+             run_config: dict, command: str, drift_summary: dict | None = None) -> str:
     fws = " vs ".join(r.framework for r in results)
-    L = [f"# {fws}: {a.dataset}, {a.image_size}x{a.image_size}, {a.max_steps:,} steps", "",
+    L = [f"# {fws}: {a.arch} on {a.dataset}, {a.image_size}x{a.image_size}, {a.max_steps:,} steps", "",
          f"Made by `{command}` on {time.strftime('%Y-%m-%d')}.",
          f"Machine: {machine()}. The frameworks ran one after another, each alone.", "",
          "Identical for every framework: "
+         f"network `--arch {a.arch}`, "
          f"dataset `{a.dataset}` ({run_config.get('data_source') or 'see the runs'}), "
-         f"image {a.image_size}x{a.image_size}, ngf {a.ngf}, ndf {a.ndf}, nz {a.nz}, batch {a.batch_size}, "
-         f"Adam lr {run_config.get('lr', '?')} betas ({run_config.get('beta1', '?')}, "
+         f"image {a.image_size}x{a.image_size}, ngf {a.ngf}, ndf {a.ndf}, nz {a.nz} (z ~ {a.z_dist}), "
+         f"batch {a.batch_size}, Adam lr {a.lr:g} betas ({run_config.get('beta1', '?')}, "
          f"{run_config.get('beta2', '?')}), "
-         f"seed {a.seed}, {a.max_steps:,} steps, `--device {a.device}`; the judge's "
+         f"seed {a.seed}, {a.max_steps:,} steps, `--device {a.device}`, the initial weights "
+         f"(`--init-weights`, one file for all); the judge's "
          f"{a.n_samples:,} samples come from one shared z.", "",
          "## Speed and cost", "",
          "| framework | device | median s/step | images/s | 1st step (s) | warm-up extra (s) | "
@@ -358,7 +469,7 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
         if r.final:
             L.append(f"| {r.framework} | {r.final['d_loss']:.3f} | {r.final['g_loss']:.3f} | "
                      f"{r.final['d_real']:.3f} | {r.final['d_fake']:.3f} |")
-    L += ["", "## Sample quality", ""]
+    L += [""] + drift_section(drift_summary, a) + ["## Sample quality", ""]
     scored = [r for r in results if r.scores]
     if scored:
         s0 = scored[0].scores
@@ -446,10 +557,18 @@ def parse_args(argv):
                    help="which to run, in this order")
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="as for train")
     p.add_argument("--data-dir", default="data", help="as for train; the judge looks there too")
-    p.add_argument("--image-size", type=_int_in(8, 1024), default=cpu["image_size"], help="as for train")
-    p.add_argument("--ngf", type=_int_in(1, 4096), default=cpu["ngf"], help="G width")
-    p.add_argument("--ndf", type=_int_in(1, 4096), default=cpu["ndf"], help="D width")
-    p.add_argument("--nz", type=_int_in(1, 4096), default=100, help="length of z")
+    p.add_argument("--arch", choices=ARCHS, default="dcgan", help="the network, as for train; "
+                   "its own defaults apply to the six flags below where they are not given")
+    # None: the architecture's default (ARCH_DEFAULTS), else the bare CPU command's
+    p.add_argument("--image-size", type=_int_in(8, 1024),
+                   help=f"as for train (default: {cpu['image_size']}; cs231n: 28)")
+    p.add_argument("--ngf", type=_int_in(1, 4096), help=f"G width (default: {cpu['ngf']}; cs231n: 64)")
+    p.add_argument("--ndf", type=_int_in(1, 4096), help=f"D width (default: {cpu['ndf']}; cs231n: 32)")
+    p.add_argument("--nz", type=_int_in(1, 4096), help=f"length of z (default: {Config.nz}; cs231n: 96)")
+    p.add_argument("--z-dist", choices=Z_DISTS, help=f"distribution of z (default: {Config.z_dist}; "
+                   "cs231n: uniform)")
+    p.add_argument("--lr", type=_float_in(0, 1, lo_open=True),
+                   help=f"Adam's learning rate (default: {Config.lr}; cs231n: 0.001)")
     p.add_argument("--max-steps", type=_int_in(1), default=cpu["max_steps"], help="training steps for each")
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=128, help="as for train")
     p.add_argument("--seed", type=_int_in(0, 2 ** 31 - 1), default=0,
@@ -465,17 +584,24 @@ def parse_args(argv):
     p.add_argument("--judge-dir", help="a folder of judge files from `python -m common.train_judge --out` "
                    "(default: the committed ones in common/judges)")
     p.add_argument("--quiet", action="store_true", help="do not echo the children's output")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    bare = {"image_size": cpu["image_size"], "ngf": cpu["ngf"], "ndf": cpu["ndf"], "nz": Config.nz,
+            "z_dist": Config.z_dist, "lr": Config.lr}
+    for k, v in bare.items():
+        if getattr(a, k) is None:
+            setattr(a, k, ARCH_DEFAULTS[a.arch].get(k, v))
+    return a
 
 
 def main(argv=None):
     a = parse_args(argv)
-    cfg = Config(dataset=a.dataset, image_size=a.image_size, channels=1, nz=a.nz, ngf=a.ngf,
-                 ndf=a.ndf, batch_size=a.batch_size)
-    if a.dataset in ("cifar10", "celeba", "folder"):
-        cfg.channels = 3
+    cfg = Config(dataset=a.dataset, arch=a.arch, image_size=a.image_size, nz=a.nz, ngf=a.ngf,
+                 ndf=a.ndf, batch_size=a.batch_size, lr=a.lr, z_dist=a.z_dist)
+    cfg.channels = data.dataset_channels(cfg)
     generator_spec(cfg), discriminator_spec(cfg)          # an impossible size fails now
     tag = f"compare-{a.dataset}-{a.image_size}px"
+    if a.arch != "dcgan":                                 # dcgan keeps the reports' old names
+        tag = f"compare-{a.dataset}-{a.arch}-{a.image_size}px"
     out = Path(a.out or ROOT / "results" / tag)
     if (out / "README.md").exists() and not a.overwrite:
         raise UserError(f"--out {out} already holds a report; pass --overwrite to replace it, "
@@ -490,9 +616,17 @@ def main(argv=None):
     print(f"peak: {peak['gflops']:,.1f} GFLOP/s")
     cost = flops.step_flops(cfg)
     noise_path = runs / "noise.npy"
-    np.save(noise_path, np.random.default_rng([a.seed, 3]).standard_normal((a.n_samples, a.nz), np.float32))
+    np.save(noise_path, data.draw_z(np.random.default_rng([a.seed, 3]), a.n_samples, a.nz, a.z_dist))
+    # One initial weights file for every framework, so that the three runs are the same run.
+    # Drawn here in NumPy (common.weights.initial: the paper's distribution, which every
+    # model.py draws from too) rather than by one framework's train: no framework is
+    # started first or favoured, nothing has to learn to run 0 steps, and the file depends
+    # on the seed and the network only, so finished runs can be reused.
+    init_path = runs / "init_weights.npz"
+    weights.save(init_path, cfg, weights.initial(cfg, a.seed), framework="numpy (common.weights.initial)",
+                 step=0, z_dist=a.z_dist)
 
-    results = [run_framework(fw, a, runs, noise_path, not a.quiet) for fw in a.frameworks]
+    results = [run_framework(fw, a, runs, noise_path, init_path, not a.quiet) for fw in a.frameworks]
 
     judge, judge_line = None, ""
     if any(r.ok for r in results):
@@ -521,16 +655,20 @@ def main(argv=None):
             for f in ("config.json", "metrics.csv"):
                 shutil.copy(runs / r.framework / f, out / r.framework / f)
             run_config = json.loads((runs / r.framework / "config.json").read_text())
+    drift_summary, per_step = drift(results, runs)
     plot_curves(results, runs, out)
     plot_samples(results, runs, out)
     plot_histogram(results, out)
-    report = markdown(a, results, cost, peak, judge_line, run_config, command)
+    (out / "drift.png").unlink(missing_ok=True)           # an earlier report's, with other runs
+    if per_step:
+        plot_drift(per_step, out)
+    report = markdown(a, results, cost, peak, judge_line, run_config, command, drift_summary)
     (out / "README.md").write_text(report)
     (out / "report.json").write_text(json.dumps({
         "command": command, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "config": {k: getattr(a, k) for k in TRAIN_FLAGS + ("n_samples",)}, "runs": str(runs),
-        "flops": cost, "peak": peak, "judge": judge_line,
-        "results": [r.__dict__ for r in results]}, indent=2, default=str) + "\n")
+        "init_weights": str(init_path), "flops": cost, "peak": peak, "judge": judge_line,
+        "drift": drift_summary, "results": [r.__dict__ for r in results]}, indent=2, default=str) + "\n")
     print("\n" + report)
     print(f"wrote {out / 'README.md'} and its pictures; run directories in {runs}")
     if not any(r.ok for r in results):

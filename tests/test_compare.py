@@ -1,5 +1,7 @@
 """FLOPs from the spec against an independent count, and `common.compare` on a tiny config:
-a complete report, a missing and a failing framework reported in their rows."""
+a complete report, a missing and a failing framework reported in their rows; and the three
+frameworks compared from one initial weights file, with an architecture's own defaults: the
+same first step in all three, and the drift table that says how long it stays so."""
 import json
 import statistics
 
@@ -7,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import compare, flops, runfiles
-from common.config import Config, UserError
+from common import compare, flops, runfiles, weights
+from common.config import ARCH_DEFAULTS, Config, UserError
 from common.spec import discriminator_spec, generator_spec
 
 TUTORIAL = Config(image_size=64, channels=3, nz=100, ngf=64, ndf=64, batch_size=128)
@@ -190,6 +192,13 @@ def test_compare_tiny_config_writes_a_complete_report(tmp_path, monkeypatch, cap
         assert f"({name})" in readme
     assert (out / "pytorch" / "metrics.csv").read_text() == (runs / "pytorch" / "metrics.csv").read_text()
 
+    # every child started from the one initial weights file; one run has nothing to drift from
+    init = runs / "init_weights.npz"
+    assert rep["init_weights"] == str(init)
+    assert json.loads((runs / "pytorch" / "config.json").read_text())["init_weights"] == str(init)
+    assert rep["drift"] is None and "## Drift" in readme and "Needs two frameworks" in readme
+    assert not (out / "drift.png").exists()
+
     # a second run neither overwrites the report by accident, nor retrains what is done
     with pytest.raises(UserError, match="already holds a report"):
         compare.main(argv)
@@ -198,3 +207,109 @@ def test_compare_tiny_config_writes_a_complete_report(tmp_path, monkeypatch, cap
     assert "reusing the finished run" in capsys.readouterr().out
     again = json.loads((out / "report.json").read_text())["results"]
     assert len(again) == 1 and again[0]["median_s"] == pt["median_s"] and again[0]["reused"]
+
+
+def fake_run(runs, fw, columns):
+    """runs/fw/metrics.csv with the given metric columns (steps 1..n)."""
+    (runs / fw).mkdir(parents=True)
+    n = len(next(iter(columns.values())))
+    with open(runs / fw / "metrics.csv", "w") as f:
+        f.write(",".join(runfiles.COLUMNS) + "\n")
+        for i in range(n):
+            vals = [columns.get(k, np.zeros(n))[i] for k in runfiles.METRICS]
+            f.write(f"{i + 1},1," + ",".join(f"{v:.6f}" for v in vals) + ",0.1\n")
+
+
+def test_drift_is_the_largest_difference_between_two_frameworks(tmp_path):
+    n = 120
+    step = np.arange(1, n + 1)
+    base = np.full(n, 0.5)
+    fake_run(tmp_path, "a", {"d_loss": base, "g_loss": base})
+    fake_run(tmp_path, "b", {"d_loss": base + 3e-6 * step, "g_loss": base})
+    fake_run(tmp_path, "c", {"d_loss": base - 3e-6 * step, "g_loss": base + (step >= 60) * 0.2})
+    results = [compare.Result(fw) for fw in ("a", "b", "c")] + [compare.Result("d", status="train failed")]
+    d, per_step = compare.drift(results, tmp_path)
+    assert d["frameworks"] == ["a", "b", "c"] and d["steps_compared"] == n
+    assert d["steps"] == [1, 2, 5, 10, 20, 50, 100, 120]
+    assert d["max_abs_diff"]["d_loss"] == pytest.approx([6e-6 * s for s in d["steps"]], abs=1e-9)
+    assert d["max_abs_diff"]["g_loss"] == pytest.approx([0] * 6 + [0.2, 0.2], abs=1e-9)
+    assert d["max_abs_diff"]["d_real"] == [0.0] * 8
+    # over 1e-4 when 6e-6 * step > 1e-4, i.e. from step 17; over 1e-3 from g_loss's jump at 60
+    assert d["first_step_over"] == {"1e-5": 2, "1e-4": 17, "1e-3": 60, "1e-2": 60, "1e-1": 60}
+    assert per_step["step"].tolist() == step.tolist()
+    compare.plot_drift(per_step, tmp_path)
+    with Image.open(tmp_path / "drift.png") as im:
+        assert im.width > 600
+    assert compare.drift(results[:1], tmp_path) == (None, {})
+    # runs of different lengths are compared over the steps they all have
+    fake_run(tmp_path / "short", "a", {"d_loss": base[:7]})
+    fake_run(tmp_path / "short", "b", {"d_loss": base[:7] + 0.5})
+    d, _ = compare.drift(results[:2], tmp_path / "short")
+    assert d["steps"] == [1, 2, 5, 7] and d["max_abs_diff"]["d_loss"] == [0.5] * 4
+
+
+def test_an_architectures_defaults_apply_where_no_flag_is_given():
+    a = compare.parse_args(["--arch", "cs231n", "--ngf", "8"])
+    cs = ARCH_DEFAULTS["cs231n"]
+    assert (a.image_size, a.nz, a.ndf, a.lr, a.z_dist) == (28, cs["nz"], cs["ndf"], cs["lr"], cs["z_dist"])
+    assert a.ngf == 8                                       # the flag given wins
+    a = compare.parse_args(["--arch", "paper"])
+    assert (a.image_size, a.ngf, a.ndf, a.nz, a.lr, a.z_dist) == (32, 32, 32, 100, 2e-4, "normal")
+    a = compare.parse_args([])
+    assert (a.arch, a.image_size, a.lr) == ("dcgan", 32, 2e-4)
+
+
+def test_a_size_the_architecture_cannot_make_is_one_line(cli, tmp_path):
+    r = cli("common.compare", "--arch", "cs231n", "--image-size", "32", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "cannot be made by --arch cs231n" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_compare_three_frameworks_from_the_same_weights(tmp_path):
+    # cs231n, its own defaults (28 px, nz 96, z ~ U(-1, 1), lr 1e-3) where no flag is given
+    out, runs = tmp_path / "report", tmp_path / "runs"
+    compare.main(["--arch", "cs231n", "--dataset", "synthetic", "--ngf", "8", "--ndf", "8",
+                  "--batch-size", "64", "--max-steps", "8", "--device", "cpu", "--out", str(out),
+                  "--runs-dir", str(runs), "--peak-size", "256", "--n-samples", "500", "--quiet"])
+    rep = json.loads((out / "report.json").read_text())
+    readme = (out / "README.md").read_text()
+    assert [r["status"] for r in rep["results"]] == ["ok"] * 3, readme
+    c = rep["config"]
+    assert (c["arch"], c["image_size"], c["nz"], c["z_dist"], c["lr"], c["ngf"]) == ("cs231n", 28, 96, "uniform", 1e-3, 8)
+    assert readme.startswith("# pytorch vs jax vs keras: cs231n on synthetic, 28x28, 8 steps")
+
+    # one initial file, the paper's initialisation of this network from the seed, for all three
+    init = runs / "init_weights.npz"
+    net, arrays, header = weights.load(init)
+    assert (net.arch, net.image_size, net.nz, header["z_dist"], header["step"]) == ("cs231n", 28, 96, "uniform", 0)
+    expected = weights.initial(net, 0)
+    assert all(np.array_equal(arrays[k], expected[k]) for k in expected)
+    for fw in compare.FRAMEWORKS:
+        saved = json.loads((runs / fw / "config.json").read_text())
+        assert saved["init_weights"] == str(init) and saved["arch"] == "cs231n" and saved["lr"] == 1e-3
+    z = np.load(runs / "noise.npy")                      # the shared z, from the arch's distribution
+    assert z.shape == (500, 96) and z.min() >= -1 and z.max() <= 1 and z.min() < -0.99
+
+    # the same first step in all three: they are the same run, to float32 rounding
+    m = {fw: runfiles.read_metrics(runs / fw / "metrics.csv") for fw in compare.FRAMEWORKS}
+    for k in runfiles.METRICS:
+        first = [m[fw][k][0] for fw in compare.FRAMEWORKS]
+        assert max(first) - min(first) < 1e-5, (k, first)
+    d = rep["drift"]
+    assert d["frameworks"] == list(compare.FRAMEWORKS) and d["steps_compared"] == 8
+    assert d["steps"] == [1, 2, 5, 8]
+    for k in runfiles.METRICS:
+        assert d["max_abs_diff"][k][0] < 1e-5, k
+        # the table is what the three metrics.csv files say, at each of its steps
+        at = [max(m[fw][k][s - 1] for fw in m) - min(m[fw][k][s - 1] for fw in m) for s in d["steps"]]
+        assert d["max_abs_diff"][k] == pytest.approx(at, abs=1e-12), k
+    first_over = d["first_step_over"]
+    assert first_over.keys() == {"1e-5", "1e-4", "1e-3", "1e-2", "1e-1"}
+    assert first_over["1e-5"] is None or first_over["1e-5"] > 1
+    steps = [s for s in first_over.values() if s is not None]
+    assert steps == sorted(steps)                        # a larger gap cannot come first
+    assert "## Drift: how long the same run three times stays the same" in readme
+    assert "| step | d_loss | g_loss | D(x) | D(G(z)) before | D(G(z)) after |" in readme
+    assert "| 1 | " in readme and "(drift.png)" in readme
+    with Image.open(out / "drift.png") as im:
+        assert im.width > 600 and im.height > 300
