@@ -8,6 +8,7 @@ import optax
 from flax import nnx
 
 from common.config import ADAM_EPS
+from common.data import draw_z
 from jax_impl.model import build
 from jax_impl.train import train_step
 
@@ -23,7 +24,7 @@ def time_steps(cfg, n):
     real = jnp.asarray(rng.uniform(-1, 1, (cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels)).astype(np.float32))
     times = []
     for i in range(n):
-        z = jnp.asarray(rng.standard_normal((cfg.batch_size, cfg.nz), np.float32))
+        z = jnp.asarray(draw_z(rng, cfg.batch_size, cfg.nz, cfg.z_dist))
         t0 = time.perf_counter()
         m = train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)
         jax.block_until_ready(m)      # JAX dispatches asynchronously: wait for the step's results

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.config import ADAM_EPS
+from common.data import draw_z
 from keras_impl.train import GAN, PyTorchAdam
 
 
@@ -36,7 +37,7 @@ def time_steps(cfg, n, xla=False):
     gan.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=xla)
     rng = np.random.default_rng(0)
     real = rng.uniform(-1, 1, (cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels)).astype(np.float32)
-    z = rng.standard_normal((n, cfg.batch_size, cfg.nz), np.float32)
+    z = np.stack([draw_z(rng, cfg.batch_size, cfg.nz, cfg.z_dist) for _ in range(n)])
     batches = tf.data.Dataset.from_tensor_slices(z).map(lambda z: (real, z))
     timer = StepTimer()
     gan.fit(batches, steps_per_epoch=n, callbacks=[timer], shuffle=False, verbose=0)

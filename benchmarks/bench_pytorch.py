@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from common.config import ADAM_EPS
+from common.data import draw_z
 from pytorch_impl.model import build
 from pytorch_impl.train import train_step
 
@@ -17,7 +18,7 @@ def time_steps(cfg, n):
     real = torch.from_numpy(rng.uniform(-1, 1, (cfg.batch_size, cfg.channels, cfg.image_size, cfg.image_size)).astype(np.float32))
     times = []
     for i in range(n):
-        z = torch.from_numpy(rng.standard_normal((cfg.batch_size, cfg.nz), np.float32))
+        z = torch.from_numpy(draw_z(rng, cfg.batch_size, cfg.nz, cfg.z_dist))
         t0 = time.perf_counter()
         train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)  # ends in .tolist(): synchronous
         times.append(time.perf_counter() - t0)
