@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data, evaluate, flops, runfiles, weights
-from .config import (ARCH_DEFAULTS, ARCHS, DATASETS, DEVICES, PROFILES, Z_DISTS, Config,
+from .config import (ARCH_DEFAULTS, ARCHS, DATASETS, DEVICES, PROFILES, Z_DISTS, Config, profile_defaults,
                      UserError, _float_in, _int_in, run_main)
 from .spec import discriminator_spec, generator_spec
 
@@ -298,18 +298,13 @@ def plot_drift(per_step: dict, out: Path) -> None:
 # The report.
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from . import machine as described    # the CPU, its cores and features, as benchmarks.step_time prints
     mem = ""
     try:
         mem = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.0f} GiB"
     except (ValueError, OSError, AttributeError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.machine()}"
+    return f"{described.summary()}{mem}, {platform.system()} {platform.machine()}"
 
 
 def fmt(v, spec: str = ".3f", none: str = "—") -> str:
@@ -562,14 +557,17 @@ def parse_args(argv):
     # None: the architecture's default (ARCH_DEFAULTS), else the bare CPU command's
     p.add_argument("--image-size", type=_int_in(8, 1024),
                    help=f"as for train (default: {cpu['image_size']}; cs231n: 28)")
-    p.add_argument("--ngf", type=_int_in(1, 4096), help=f"G width (default: {cpu['ngf']}; cs231n: 64)")
-    p.add_argument("--ndf", type=_int_in(1, 4096), help=f"D width (default: {cpu['ndf']}; cs231n: 32)")
+    p.add_argument("--ngf", type=_int_in(1, 4096), help=f"G width (default: {cpu['ngf']}; paper: "
+                   f"{profile_defaults('paper', 'cpu')['ngf']}; cs231n: 64)")
+    p.add_argument("--ndf", type=_int_in(1, 4096), help=f"D width (default: {cpu['ndf']}; paper: "
+                   f"{profile_defaults('paper', 'cpu')['ndf']}; cs231n: 32)")
     p.add_argument("--nz", type=_int_in(1, 4096), help=f"length of z (default: {Config.nz}; cs231n: 96)")
     p.add_argument("--z-dist", choices=Z_DISTS, help=f"distribution of z (default: {Config.z_dist}; "
                    "cs231n: uniform)")
     p.add_argument("--lr", type=_float_in(0, 1, lo_open=True),
                    help=f"Adam's learning rate (default: {Config.lr}; cs231n: 0.001)")
-    p.add_argument("--max-steps", type=_int_in(1), default=cpu["max_steps"], help="training steps for each")
+    p.add_argument("--max-steps", type=_int_in(1), help=f"training steps for each (default: {cpu['max_steps']}; "
+                   f"cs231n: {profile_defaults('cs231n', 'cpu')['max_steps']})")
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=128, help="as for train")
     p.add_argument("--seed", type=_int_in(0, 2 ** 31 - 1), default=0,
                    help="training seed; also draws the shared z")
@@ -585,8 +583,9 @@ def parse_args(argv):
                    "(default: the committed ones in common/judges)")
     p.add_argument("--quiet", action="store_true", help="do not echo the children's output")
     a = p.parse_args(argv)
-    bare = {"image_size": cpu["image_size"], "ngf": cpu["ngf"], "ndf": cpu["ndf"], "nz": Config.nz,
-            "z_dist": Config.z_dist, "lr": Config.lr}
+    prof = profile_defaults(a.arch, "cpu")
+    bare = {"image_size": prof["image_size"], "ngf": prof["ngf"], "ndf": prof["ndf"], "nz": Config.nz,
+            "z_dist": Config.z_dist, "lr": Config.lr, "max_steps": prof["max_steps"]}
     for k, v in bare.items():
         if getattr(a, k) is None:
             setattr(a, k, ARCH_DEFAULTS[a.arch].get(k, v))

@@ -49,6 +49,20 @@ PROFILES = {
     # Small enough for a two-core CPU: 32x32, half the widths, a fixed number of steps.
     "cpu": dict(image_size=32, ngf=32, ndf=32, epochs=None, max_steps=2000),
 }
+# Where an architecture needs other values on a device. On our 2-core CPU (PyTorch, median
+# step time): the paper's network at widths 32 has ngf*16 = 512 channels at its first 5x5
+# transposed convolution and takes 1.0 s a step (2000 steps: 35 min); widths 8 give the
+# channels of the tutorial network at widths 32 (G 128 -> 16, D 16 -> 128) at 0.13 s. The
+# CS231n network keeps the write-up's widths (0.33 s a step) and trains 1500 steps.
+ARCH_PROFILES = {
+    "paper": {"cpu": dict(ngf=8, ndf=8)},
+    "cs231n": {"cpu": dict(max_steps=1500)},
+}
+
+
+def profile_defaults(arch: str, profile: str) -> dict:
+    """The values PROFILES[profile] gives, with the architecture's own where it has them."""
+    return {**PROFILES[profile], **ARCH_PROFILES.get(arch, {}).get(profile, {})}
 
 
 class UserError(Exception):
@@ -92,8 +106,9 @@ class Config:
     data_source: str | None = None
 
     def resolve(self, profile: str) -> "Config":
-        """Fill the size flags the user left unset from PROFILES[profile]."""
-        filled = {k: v for k, v in PROFILES[profile].items() if getattr(self, k) is None}
+        """Fill the size flags the user left unset from PROFILES[profile] (and the
+        architecture's ARCH_PROFILES)."""
+        filled = {k: v for k, v in profile_defaults(self.arch, profile).items() if getattr(self, k) is None}
         if "epochs" in filled and self.max_steps is not None and self.epochs is None:
             filled["epochs"] = None  # --max-steps alone means: train that many steps
         if self.epochs is not None and "max_steps" in filled:

@@ -119,3 +119,17 @@ def test_an_architecture_brings_its_own_defaults_and_flags_still_win():
     assert (c.nz, c.lr, c.z_dist, c.image_size) == (10, 2e-4, "normal", 28)
     c = parse_config(["--arch", "paper"], "t")
     assert (c.nz, c.lr, c.z_dist, c.image_size) == (100, 2e-4, "normal", None)   # size: the device's
+
+
+def test_each_architecture_has_its_own_cpu_profile_and_flags_still_win():
+    # the paper's network at widths 32 is 35 min on a 2-core CPU: widths 8 there; CS231n's
+    # keeps its widths and trains 1500 steps; on a GPU all three take the GPU profile
+    cpu = {a: parse_config(["--arch", a], "t").resolve("cpu") for a in ("dcgan", "paper", "cs231n")}
+    assert [(c.image_size, c.ngf, c.ndf, c.max_steps) for c in cpu.values()] == [
+        (32, 32, 32, 2000), (32, 8, 8, 2000), (28, 64, 32, 1500)]
+    gpu = parse_config(["--arch", "paper"], "t").resolve("gpu")
+    assert (gpu.image_size, gpu.ngf, gpu.ndf, gpu.epochs, gpu.max_steps) == (64, 64, 64, 5, None)
+    c = parse_config(["--arch", "paper", "--ngf", "16", "--max-steps", "7"], "t").resolve("cpu")
+    assert (c.ngf, c.ndf, c.max_steps) == (16, 8, 7)
+    c = parse_config(["--arch", "cs231n", "--epochs", "2"], "t").resolve("cpu")
+    assert (c.epochs, c.max_steps) == (2, None)          # --epochs alone: that many epochs

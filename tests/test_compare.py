@@ -253,10 +253,12 @@ def test_an_architectures_defaults_apply_where_no_flag_is_given():
     cs = ARCH_DEFAULTS["cs231n"]
     assert (a.image_size, a.nz, a.ndf, a.lr, a.z_dist) == (28, cs["nz"], cs["ndf"], cs["lr"], cs["z_dist"])
     assert a.ngf == 8                                       # the flag given wins
-    a = compare.parse_args(["--arch", "paper"])
-    assert (a.image_size, a.ngf, a.ndf, a.nz, a.lr, a.z_dist) == (32, 32, 32, 100, 2e-4, "normal")
+    assert a.max_steps == 1500                              # CS231n's CPU profile
+    a = compare.parse_args(["--arch", "paper"])                 # the paper's CPU widths
+    assert (a.image_size, a.ngf, a.ndf, a.nz, a.lr, a.z_dist, a.max_steps) == (32, 8, 8, 100, 2e-4, "normal", 2000)
     a = compare.parse_args([])
-    assert (a.arch, a.image_size, a.lr) == ("dcgan", 32, 2e-4)
+    assert (a.arch, a.image_size, a.ngf, a.lr, a.max_steps) == ("dcgan", 32, 32, 2e-4, 2000)
+    assert compare.parse_args(["--max-steps", "7"]).max_steps == 7
 
 
 def test_a_size_the_architecture_cannot_make_is_one_line(cli, tmp_path):

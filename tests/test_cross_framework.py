@@ -387,3 +387,25 @@ def test_a_generator_trained_anywhere_samples_the_same_everywhere(arch, trained,
     for fw in FRAMEWORKS:
         diff = float(np.abs(images[fw] - images[trainer]).max())
         assert diff < min(TOL, 1e-3 * spread), (trainer, fw, diff, spread)
+
+
+# ----------------------------------------------------------------------------------------
+# subnormal floats: TensorFlow and XLA flush them to zero on a CPU, PyTorch does not unless
+# told to (pytorch_impl/__init__.py tells it), so the three compute the same arithmetic.
+# 1000 x 1000, so that the work is spread over threads, where the setting must hold too.
+
+SUBNORMAL = {
+    "pytorch": "import pytorch_impl, torch; x = torch.full((1000, 1000), 1e-39) * 0.5; print(float(x.abs().max()), float((x @ x.T + 1e-39).abs().max()))",
+    "jax": "import jax_impl.model, jax.numpy as jnp; x = jnp.full((1000, 1000), 1e-39) * 0.5; print(float(jnp.abs(x).max()), float(jnp.abs(x @ x.T + 1e-39).max()))",
+    "keras": "import keras_impl, tensorflow as tf; x = tf.fill((1000, 1000), 1e-39) * 0.5; print(float(tf.reduce_max(tf.abs(x))), float(tf.reduce_max(tf.abs(x @ tf.transpose(x) + 1e-39))))",
+}
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_subnormal_floats_are_flushed_to_zero_in_every_framework(fw):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", SUBNORMAL[fw]], capture_output=True, text=True,
+                       cwd=reference.__file__.rsplit("/common/", 1)[0], timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [float(v) for v in r.stdout.split()] == [0.0, 0.0], (fw, r.stdout)
