@@ -71,6 +71,28 @@ def test_max_pool_and_the_flatten_order_as_pytorch_computes_them():
                                   torch.from_numpy(v).view(2, 3, 8, 8).permute(0, 2, 3, 1).numpy())
 
 
+def test_a_padded_max_pool_is_another_network():
+    """MaxPool2d(2, padding=1) (or a "SAME" pool on an odd map) keeps a border row that
+    MaxPool2d(2) drops: CS231n's D would read a 5x5 map where the spec says 4x4, so its
+    fully connected layer no longer fits the weights, and one layer alone moves far."""
+    import torch
+    import torch.nn.functional as F
+    from common.config import Config
+    from tests.test_cross_framework import random_weights
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 24, 24, 3))
+    padded = reference.max_pool(x, 2, pad=1)
+    nchw = torch.from_numpy(x).permute(0, 3, 1, 2)
+    np.testing.assert_array_equal(padded, F.max_pool2d(nchw, 2, padding=1).permute(0, 2, 3, 1).numpy())
+    assert padded.shape == (2, 13, 13, 3) and reference.max_pool(x, 2).shape == (2, 12, 12, 3)
+    assert np.abs(padded[:, 1:, 1:][:, :12, :12] - reference.max_pool(x, 2)).max() > 1
+    cfg = Config(arch="cs231n", image_size=28, channels=1, nz=16, ngf=8, ndf=8)
+    a, images = random_weights(cfg), np.tanh(rng.standard_normal((4, 28, 28, 1)))
+    assert reference.discriminator(cfg, a, images, False)[0].shape == (4,)
+    with pytest.raises(ValueError):
+        reference.discriminator(cfg, a, images, False, pool_pad=1)
+
+
 def test_batchnorm_of_a_vector_normalises_each_feature():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((16, 6)) * np.arange(1, 7) + np.arange(6)
