@@ -98,6 +98,7 @@ class Config:
     seed: int = 0
     out: str | None = None
     device: str = "auto"
+    devices: int = 1                 # data parallel over this many local devices (jax_impl)
     resume: str | None = None
     init_weights: str | None = None  # a portable weights file the run starts from
     # Filled in by the run, recorded in config.json for the reader of a run directory.
@@ -235,6 +236,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_in(0, 2**31 - 1), help=f"default: {d.seed}")
     p.add_argument("--out", help="run directory (default: runs/<framework>-<dataset>-<time>)")
     p.add_argument("--device", choices=DEVICES, help="default: auto (a GPU if one is seen)")
+    p.add_argument("--devices", type=_int_in(1, 4096), metavar="N",
+                   help="train data-parallel over N local devices of the --device kind, the "
+                   "batch split across them (jax_impl only so far: issue 16); default: 1")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
     p.add_argument("--init-weights", metavar="FILE",
@@ -244,7 +248,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 # Flags that may differ from the saved config when resuming: they do not change the network.
-RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "data_dir"}
+RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "devices", "data_dir"}
 
 
 def parse_config(argv: list[str] | None, prog: str) -> Config:
@@ -279,6 +283,13 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
 def default_out(cfg: Config, framework: str) -> str:
     import time
     return os.path.join("runs", f"{framework}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def single_device_only(cfg: Config) -> None:
+    """For the frameworks that do not train data-parallel yet: --devices N > 1 is refused."""
+    if cfg.devices != 1:
+        raise UserError(f"--devices {cfg.devices}: --devices is only implemented for jax_impl "
+                        "so far; see issue 16")
 
 
 def run_main(main, argv=None):

@@ -4,6 +4,7 @@
     python -m jax_impl.train --max-steps 20 --out runs/try
     python -m jax_impl.train --resume runs/try --max-steps 40
     python -m jax_impl.train --dataset celeba --data-dir data --device gpu
+    python -m jax_impl.train --devices 8 --batch-size 1024   # data parallel over 8 GPUs
 
 The jax wheel from PyPI runs on the CPU only. For an NVIDIA GPU install the CUDA build
 of the same version: pip install -U "jax[cuda12]==0.10.2" (or jax[cuda13] with a CUDA 13
@@ -43,6 +44,35 @@ def pick_device(wanted: str) -> jax.Device:
     return jax.devices("cpu")[0]
 
 
+def pick_devices(cfg) -> list:
+    """The cfg.devices local devices of the kind --device picks, checked before anything
+    is written: a mesh needs that many, and each takes an equal slice of the batch."""
+    first = pick_device(cfg.device)
+    devices = jax.local_devices(backend=first.platform)
+    n = cfg.devices
+    if n > len(devices):
+        raise UserError(f"--devices {n}: JAX sees {len(devices)} {first.platform} device"
+                        f"{'s' if len(devices) != 1 else ''}; on a CPU, XLA_FLAGS="
+                        f"--xla_force_host_platform_device_count={n} makes {n} of them")
+    if cfg.batch_size % n:
+        raise UserError(f"--devices {n}: --batch-size {cfg.batch_size} does not split into "
+                        f"{n} equal slices; give a batch size divisible by {n}")
+    return [first] + [d for d in devices if d != first][:n - 1]
+
+
+def placements(devices: list):
+    """Where the model and optimiser state go, and where a batch (real images, z) goes.
+    One device: both on it. N devices: a one-axis Mesh named "batch"; the state is
+    replicated on each device (PartitionSpec()), and the batch axis of real and z is cut
+    into N slices, one per device (PartitionSpec("batch")). train_step is the same
+    program either way: jit compiles it for its inputs' shardings."""
+    if len(devices) == 1:
+        return devices[0], devices[0]
+    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+    P = jax.sharding.PartitionSpec
+    return jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("batch"))
+
+
 def describe_device(device: jax.Device) -> str:
     if device.platform == "gpu":
         return f"gpu ({device.device_kind})"
@@ -62,7 +92,15 @@ def bce(logits, label: float):
 @nnx.jit
 def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
     """One D update then one G update on the same z. Returns the step's metrics.
-    All four objects are updated in place: nnx.jit carries their new state out."""
+    All four objects are updated in place: nnx.jit carries their new state out.
+
+    Data parallel (--devices N) is this same function: with real and z sharded over the
+    mesh's "batch" axis and the state replicated, jit partitions the one program over the
+    devices (GSPMD) and inserts the all-reduces it needs. A mean over the batch, in the
+    losses and in BatchNorm alike, is the mean of the GLOBAL array, so BatchNorm's batch
+    statistics are those of the whole global batch, not of each device's slice: this is
+    JAX's synchronised BatchNorm, for nothing. The gradients are those of the global loss,
+    identical on every device, and so are the updated (replicated) weights."""
     # G's one forward pass. nnx.vjp keeps what backprop through G needs, the part that
     # autograd's graph of `fake` plays in PyTorch; g_backward(d loss / d fake) gives G's
     # gradients. Recomputing G(z) inside a G loss function instead would run G's
@@ -108,6 +146,7 @@ def forward(generator, z):
 
 
 def generate(generator, z: np.ndarray, device) -> np.ndarray:
+    # device: a jax.Device, or the replicated sharding of a multi-device run
     """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32."""
     generator.eval()
     images = np.asarray(forward(generator, jax.device_put(z, device)))
@@ -178,8 +217,12 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
 
 def train(cfg):
     """Train as cfg says and return the run directory. Tests call this directly."""
-    device = pick_device(cfg.device)
-    print(f"device: {describe_device(device)}")
+    devices = pick_devices(cfg)          # UserError here: nothing is written yet
+    device = devices[0]
+    state_at, batch_at = placements(devices)
+    parallel = (f"; data parallel over {len(devices)} devices (mesh axis 'batch', "
+                f"{cfg.batch_size // len(devices)} images each)" if len(devices) > 1 else "")
+    print(f"device: {describe_device(device)}; devices: {len(devices)}{parallel}")
     jax.config.update("jax_default_device", device)    # JAX's .to(device): arrays and jitted steps
     run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.platform == "cpu" else "gpu", CHECKPOINT)
     cfg = run.cfg
@@ -192,11 +235,11 @@ def train(cfg):
     d_optimizer = nnx.Optimizer(discriminator, tx, wrt=nnx.Param)
     step = 0
     if run.resume_from:
-        step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, device)
+        step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, state_at)
     # jit compiles for its inputs' placement, and the step's outputs come back committed to
     # the device: commit every array now, or step 2 compiles the whole step a second time
     for obj in (generator, discriminator, g_optimizer, d_optimizer):
-        nnx.update(obj, jax.device_put(nnx.state(obj), device))
+        nnx.update(obj, jax.device_put(nnx.state(obj), state_at))   # replicated if N > 1
     run.begin(step)
 
     def checkpoint():
@@ -209,14 +252,14 @@ def train(cfg):
             epoch, start = divmod(step, run.per_epoch)
             for real in run.batches.epoch(epoch, start):
                 t0 = time.perf_counter()
-                real = jax.device_put(real, device)                 # NHWC already: JAX's layout
-                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist), device)
+                real = jax.device_put(real, batch_at)               # NHWC already: JAX's layout
+                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist), batch_at)
                 m = step_metrics(train_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
                 step += 1
                 run.log_step(step, m, time.perf_counter() - t0)
                 if step == run.last:
                     break
-            run.end_epoch(step, generate(generator, run.fixed_noise, device))
+            run.end_epoch(step, generate(generator, run.fixed_noise, state_at))
             checkpoint()
     except KeyboardInterrupt:
         checkpoint()

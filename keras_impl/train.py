@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import ops
 
 from common import data, runfiles
-from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
+from common.config import ADAM_EPS, Config, UserError, parse_config, run_main, single_device_only
 from common.weights import network_diff
 from keras_impl.model import build, load_portable, to_portable
 
@@ -251,6 +251,7 @@ class RunFiles(keras.callbacks.Callback):
 
 def train(cfg):
     """Train as cfg says and return the run directory. Tests call this directly."""
+    single_device_only(cfg)          # data parallel here is issue 16's, not built yet
     device = pick_device(cfg.device)
     print(f"device: {describe_device(device)}")
     run = runfiles.start_run(cfg, FRAMEWORK, device, CHECKPOINT)

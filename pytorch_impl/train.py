@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from common import data, runfiles
-from common.config import ADAM_EPS, UserError, parse_config, run_main
+from common.config import ADAM_EPS, UserError, parse_config, run_main, single_device_only
 from pytorch_impl.model import build, load_portable, to_portable
 
 FRAMEWORK = "pytorch"
@@ -139,6 +139,7 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
 
 def train(cfg):
     """Train as cfg says and return the run directory. Tests call this directly."""
+    single_device_only(cfg)          # data parallel here is issue 16's, not built yet
     device = pick_device(cfg.device)
     print(f"device: {describe_device(device)}")
     run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.type == "cpu" else "gpu", CHECKPOINT)
