@@ -51,9 +51,10 @@ PROFILES = {
 }
 # Where an architecture needs other values on a device. On our 2-core CPU (PyTorch, median
 # step time): the paper's network at widths 32 has ngf*16 = 512 channels at its first 5x5
-# transposed convolution and takes 1.0 s a step (2000 steps: 35 min); widths 8 give the
-# channels of the tutorial network at widths 32 (G 128 -> 16, D 16 -> 128) at 0.13 s. The
-# CS231n network keeps the write-up's widths (0.33 s a step) and trains 1500 steps.
+# transposed convolution and took about 1 s a step, measured while other work ran (2000
+# steps: half an hour or more); widths 8 give the channels of the tutorial network at
+# widths 32 (G 128 -> 16, D 16 -> 128) at 0.13 s. The CS231n network keeps the write-up's
+# widths (0.33 s a step) and trains 1500 steps.
 ARCH_PROFILES = {
     "paper": {"cpu": dict(ngf=8, ndf=8)},
     "cs231n": {"cpu": dict(max_steps=1500)},

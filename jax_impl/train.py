@@ -146,8 +146,8 @@ def forward(generator, z):
 
 
 def generate(generator, z: np.ndarray, device) -> np.ndarray:
-    # device: a jax.Device, or the replicated sharding of a multi-device run
-    """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32."""
+    """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32.
+    device: a jax.Device, or the replicated sharding of a multi-device run."""
     generator.eval()
     images = np.asarray(forward(generator, jax.device_put(z, device)))
     generator.train()

@@ -122,7 +122,7 @@ def test_an_architecture_brings_its_own_defaults_and_flags_still_win():
 
 
 def test_each_architecture_has_its_own_cpu_profile_and_flags_still_win():
-    # the paper's network at widths 32 is 35 min on a 2-core CPU: widths 8 there; CS231n's
+    # the paper's network at widths 32 is half an hour on a 2-core CPU: widths 8 there; CS231n's
     # keeps its widths and trains 1500 steps; on a GPU all three take the GPU profile
     cpu = {a: parse_config(["--arch", a], "t").resolve("cpu") for a in ("dcgan", "paper", "cs231n")}
     assert [(c.image_size, c.ngf, c.ndf, c.max_steps) for c in cpu.values()] == [

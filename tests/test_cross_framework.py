@@ -263,9 +263,7 @@ def test_each_pinned_default_and_porting_mistake_matters(which, wrong, what, tmp
     keys = [k for k in out if "_stats." in k] if what == "stats" else [what]
     assert keys
     for fw in FRAMEWORKS:
-        got = computed[fw]["forward"]
-        gap = max(float(np.abs(got[k] - out[k]).max()) if got[k].shape == out[k].shape else np.inf
-                  for k in keys)
+        gap = max_diff(computed[fw]["forward"], out, keys)
         assert gap > 20 * TOL, (fw, wrong, gap)
 
 
