@@ -4,6 +4,7 @@
 #   ./run.sh train-jax [flags]      python -m jax_impl.train [flags]
 #   ./run.sh train-keras [flags]    python -m keras_impl.train [flags]
 #   ./run.sh compare [flags]        python -m common.compare [flags]: all three, one report
+#   ./run.sh course [flags]         JupyterLab on the course's notebooks (course/README.md)
 #   ./run.sh test [pytest args]     the whole test suite
 #   ./run.sh setup                  only create / update the environment
 #   ./run.sh python ARGS...         any command inside the environment
@@ -37,6 +38,7 @@ case "$cmd" in
   train-jax) setup; exec "$VENV/bin/python" -m jax_impl.train "$@" ;;
   train-keras) setup; exec "$VENV/bin/python" -m keras_impl.train "$@" ;;
   compare) setup; exec "$VENV/bin/python" -m common.compare "$@" ;;
+  course) setup; exec "$VENV/bin/python" -m jupyterlab course "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
   *) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; [ "$cmd" = help ] || exit 2 ;;
