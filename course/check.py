@@ -1,0 +1,81 @@
+"""The checks that exercise cells call: NumPy only, no framework.
+
+Each check compares a student's value with the expected one, computed by the lesson from
+the repository's own code, prints one line when it passes, and raises AssertionError with
+a message that says what is wrong when it does not (CS231n style: the relative error and
+the tolerance):
+
+    check.close("d_loss", d_loss, expected)        numbers and arrays, to a relative error
+    check.equal("params", params, expected)        integers, shapes, strings: exactly
+    check.less("grad ratio", ratio, bound)         a number below a bound
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BLANK = "fill in the exercise above"
+
+
+def rel_error(x, y) -> float:
+    """max |x - y| / max(1e-8, |x| + |y|), elementwise: CS231n's relative error."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))) if x.size else 0.0
+
+
+def _number_array(name: str, value) -> np.ndarray:
+    if value is None:
+        raise AssertionError(f"{name} is None: {BLANK}")
+    if hasattr(value, "detach"):              # a torch tensor: say so rather than guess
+        raise AssertionError(f"{name} is a tensor ({type(value).__name__}): convert it to a "
+                             "number or a NumPy array first (.item() or .detach().numpy())")
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{name} is {type(value).__name__} {value!r}, not a number or an "
+                             "array of numbers") from None
+    return a
+
+
+def close(name: str, value, expected, tol: float = 1e-5) -> float:
+    """value equals expected to a relative error of at most tol (elementwise, the worst)."""
+    a, e = _number_array(name, value), np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape and a.size != e.size:
+        raise AssertionError(f"{name} has shape {a.shape}, expected {e.shape}")
+    a = a.reshape(e.shape)
+    if not np.isfinite(a).all():
+        raise AssertionError(f"{name} holds NaN or infinity: {a if a.size < 8 else '...'}")
+    err = rel_error(a, e)
+    if err > tol:
+        got = f"{a.item():.6g}, expected {e.item():.6g}" if e.size == 1 else \
+              f"worst at index {np.unravel_index(np.argmax(np.abs(a - e)), e.shape)}"
+        raise AssertionError(f"{name}: relative error {err:.2e} > tolerance {tol:.0e} ({got})")
+    print(f"{name}: correct (relative error {err:.1e} <= {tol:.0e})")
+    return err
+
+
+def equal(name: str, value, expected) -> None:
+    """value == expected exactly: integers, tuples (shapes), strings."""
+    if value is None:
+        raise AssertionError(f"{name} is None: {BLANK}")
+    if isinstance(expected, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(expected, int) and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not type(expected) and not (isinstance(expected, int) and isinstance(value, int)):
+        raise AssertionError(f"{name} is {type(value).__name__} {value!r}, expected a "
+                             f"{type(expected).__name__}")
+    if value != expected:
+        raise AssertionError(f"{name} is {value!r}, expected {expected!r}")
+    print(f"{name}: correct ({value!r})")
+
+
+def less(name: str, value, bound) -> None:
+    """value < bound (both numbers)."""
+    a = _number_array(name, value)
+    if a.size != 1:
+        raise AssertionError(f"{name} has shape {a.shape}, expected one number")
+    if not a.item() < bound:
+        raise AssertionError(f"{name} is {a.item():.6g}, expected less than {bound:.6g}")
+    print(f"{name}: correct ({a.item():.6g} < {bound:.6g})")
