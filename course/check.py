@@ -17,9 +17,13 @@ BLANK = "fill in the exercise above"
 
 
 def rel_error(x, y) -> float:
-    """max |x - y| / max(1e-8, |x| + |y|), elementwise: CS231n's relative error."""
+    """max |x - y| / max(1e-8, max(|x| + |y|)): CS231n's relative error for a number; for
+    an array, the worst difference relative to the array's scale (elementwise, float32
+    rounding of values near zero would look like a mistake)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))) if x.size else 0.0
+    if not x.size:
+        return 0.0
+    return float(np.max(np.abs(x - y)) / max(1e-8, float(np.max(np.abs(x) + np.abs(y)))))
 
 
 def _number_array(name: str, value) -> np.ndarray:
@@ -36,7 +40,7 @@ def _number_array(name: str, value) -> np.ndarray:
     return a
 
 
-def close(name: str, value, expected, tol: float = 1e-5) -> float:
+def close(name: str, value, expected, tol: float = 1e-5) -> None:
     """value equals expected to a relative error of at most tol (elementwise, the worst)."""
     a, e = _number_array(name, value), np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape and a.size != e.size:
@@ -50,7 +54,6 @@ def close(name: str, value, expected, tol: float = 1e-5) -> float:
               f"worst at index {np.unravel_index(np.argmax(np.abs(a - e)), e.shape)}"
         raise AssertionError(f"{name}: relative error {err:.2e} > tolerance {tol:.0e} ({got})")
     print(f"{name}: correct (relative error {err:.1e} <= {tol:.0e})")
-    return err
 
 
 def equal(name: str, value, expected) -> None:
