@@ -302,11 +302,14 @@ def finish(run_dir: Path, title: str = "") -> None:
 class Run:
     """Set up by `start_run`; each train.py calls begin(step) once its checkpoint is
     restored, log_step after every step, end_epoch with the fixed-noise images after every
-    epoch (and at the last step), and close at the end, interrupted or not."""
+    epoch (and at the last step), and close at the end, interrupted or not.
+    writer=False: one of the other processes of a data-parallel run (torchrun's ranks > 0),
+    which checks what every process must (the step, divergence) and writes nothing."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume_from: Path | None, batches,
-                 init_weights: dict | None = None):
+                 init_weights: dict | None = None, writer: bool = True):
         self.cfg, self.dir, self.resume_from, self.batches = cfg, run_dir, resume_from, batches
+        self.writer = writer
         self.init_weights = init_weights    # portable arrays to start from, or None: the seed's
         from .data import fixed_noise
         from .config import N_FIXED
@@ -323,6 +326,9 @@ class Run:
         if step >= self.last:
             raise UserError(f"{self.dir} is already at step {step} of {self.last}; to train "
                             "further pass a larger --max-steps or --epochs with --resume")
+        if not self.writer:
+            self.good_step = step if self.resume_from else None
+            return
         # metrics.csv first: on resume it is checked before anything in the run is rewritten
         self.metrics = MetricsLog(self.dir / "metrics.csv", step if self.resume_from else None)
         write_config(self.dir, self.cfg)
@@ -340,17 +346,22 @@ class Run:
         bad = {k: v for k, v in m.items() if not math.isfinite(v)}
         if bad:
             self.diverge(step, ", ".join(f"{k} is {v}" for k, v in bad.items()))
+        self.m = m
+        if not self.writer:
+            return
         self.metrics.write(step, (step - 1) // self.per_epoch + 1, m, seconds)
         self.board.step(step, m, seconds)
         self.bar.set_postfix(postfix(m), refresh=False)
         self.bar.update()
-        self.m = m
 
     def end_epoch(self, step: int, images: np.ndarray) -> None:
         """After the last step of an epoch (or of the run): the log line and the grid."""
         epoch = (step - 1) // self.per_epoch + 1
         if not np.isfinite(images).all():           # G's weights went bad in its last update
             self.diverge(step, "the generator's output is not finite")
+        self.good_step = step                       # the checkpoint train.py saves next
+        if not self.writer:
+            return
         self.bar.write(log_line(epoch, self.epochs, step - (epoch - 1) * self.per_epoch,
                                 self.per_epoch, self.m, time.perf_counter() - self.epoch_start))
         save_grid(images, self.dir / "samples" / f"epoch_{epoch:03d}.png")
@@ -358,7 +369,6 @@ class Run:
         self.metrics.flush()
         self.board.flush()
         self.epoch_start = time.perf_counter()
-        self.good_step = step                       # the checkpoint train.py saves next
 
     def diverge(self, step: int, what: str) -> None:
         """Stop at the first non-finite value, before it reaches a checkpoint or weights.npz."""
@@ -371,16 +381,19 @@ class Run:
     def save_weights(self, arrays: dict, step: int) -> None:
         """weights.npz (portable) at the end of the run, interrupted or not; never
         non-finite weights over the good ones a diverged run had written before."""
-        if self.diverged or not all(np.isfinite(a).all() for a in arrays.values()):
+        if not self.writer or self.diverged or not all(np.isfinite(a).all() for a in arrays.values()):
             return
         weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework,
                      step=step, z_dist=self.cfg.z_dist)
 
     def interrupted(self, step: int) -> None:
-        self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "
-                       f"--resume {self.dir}")
+        if self.writer:
+            self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "
+                           f"--resume {self.dir}")
 
     def close(self, step: int) -> None:
+        if not self.writer:
+            return
         if self.bar is not None:
             self.bar.close()
             self.metrics.close()
@@ -390,10 +403,13 @@ class Run:
             print(f"{step} steps done; run directory {self.dir}")
 
 
-def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -> Run:
+def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,
+              writer: bool = True) -> Run:
     """Resolve the config for the device, check it, open the run directory (new, or the
     one to resume) and load the data. config.json is written by Run.begin, once the
-    checkpoint's step has been checked too."""
+    checkpoint's step has been checked too. writer=False (the other processes of a
+    data-parallel run): the same, but the directory is left to the writer, and nothing
+    is printed."""
     from .data import Batches, dataset_channels, load_images
     from .config import default_out
     from .spec import discriminator_spec, generator_spec
@@ -405,18 +421,24 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str) -
     init = None
     if cfg.init_weights and not cfg.resume:   # a resumed run's weights are its checkpoint's
         init, header = weights.load_init(cfg.init_weights, cfg)
-        print(f"initial weights: {cfg.init_weights} (written by {header.get('framework', '?')} "
-              f"at step {header.get('step', '?')}); the optimizers start fresh")
-    run_dir, resume_from = open_run_dir(cfg, checkpoint_name)
+        if writer:
+            print(f"initial weights: {cfg.init_weights} (written by {header.get('framework', '?')} "
+                  f"at step {header.get('step', '?')}); the optimizers start fresh")
+    if writer:
+        run_dir, resume_from = open_run_dir(cfg, checkpoint_name)
+    else:                                     # the writer has opened (and checked) it
+        run_dir = Path(cfg.out)
+        resume_from = run_dir / checkpoint_name if cfg.resume else None
     try:
         images, cfg.data_source = load_images(cfg)
         batches = Batches(images, cfg.batch_size, cfg.seed)
     except BaseException:
-        if resume_from is None:                          # leave no empty run behind
+        if writer and resume_from is None:               # leave no empty run behind
             (run_dir / "samples").rmdir()
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
         raise
-    print(f"data: {cfg.data_source}; {len(images):,} images of {images.shape[1:]}, "
-          f"{batches.per_epoch} steps per epoch")
-    return Run(cfg, run_dir, resume_from, batches, init)
+    if writer:
+        print(f"data: {cfg.data_source}; {len(images):,} images of {images.shape[1:]}, "
+              f"{batches.per_epoch} steps per epoch")
+    return Run(cfg, run_dir, resume_from, batches, init, writer)

@@ -151,6 +151,16 @@ NOTES = {
         "picks a `jax.Device` and puts arrays on it (the jax from PyPI sees no GPU); "
         "TensorFlow runs every op on a GPU when it sees one, so `--device cpu` hides the GPUs.",
     ],
+    "train.py/data parallel": [
+        "PyTorch runs one process per device (`torchrun`), each training its own slice of the "
+        "global batch in `DistributedDataParallel`, which averages the gradients; BatchNorm is "
+        "`nn.SyncBatchNorm` (on the CPU, which it refuses, `CPUSyncBatchNorm` all-reduces the "
+        "same sums), and only rank 0 writes the run directory.",
+        "JAX runs one program over a one-axis `Mesh`: the state replicated, the batch sharded, "
+        "the step unchanged; its means, BatchNorm's included, are over the global array.",
+        "Keras replicates the model on each device with `tf.distribute.MirroredStrategy`, one "
+        "replica per device in one process, and all-reduces the replicas' gradients.",
+    ],
     "train.py/one gan step": [
         "The step's shape, the same in all three: G runs once, D is updated on real and fake, "
         "then G is updated through the updated D on the same fake batch.",

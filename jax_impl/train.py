@@ -44,6 +44,17 @@ def pick_device(wanted: str) -> jax.Device:
     return jax.devices("cpu")[0]
 
 
+def describe_device(device: jax.Device) -> str:
+    if device.platform == "gpu":
+        return f"gpu ({device.device_kind})"
+    if device.platform == "cpu":
+        return f"cpu (XLA, {os.cpu_count()} cores)"
+    return device.platform
+
+
+# ========================================================================================
+# data parallel
+
 def pick_devices(cfg) -> list:
     """The cfg.devices local devices of the kind --device picks, checked before anything
     is written: a mesh needs that many, and each takes an equal slice of the batch."""
@@ -71,14 +82,6 @@ def placements(devices: list):
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
     P = jax.sharding.PartitionSpec
     return jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("batch"))
-
-
-def describe_device(device: jax.Device) -> str:
-    if device.platform == "gpu":
-        return f"gpu ({device.device_kind})"
-    if device.platform == "cpu":
-        return f"cpu (XLA, {os.cpu_count()} cores)"
-    return device.platform
 
 
 # ========================================================================================

@@ -4,17 +4,27 @@
     python -m pytorch_impl.train --max-steps 20 --out runs/try
     python -m pytorch_impl.train --resume runs/try --max-steps 40
     python -m pytorch_impl.train --dataset celeba --data-dir data --device gpu
+    torchrun --nproc-per-node 8 -m pytorch_impl.train --batch-size 1024  # 8 GPUs, 128 each
 """
+import contextlib
+import io
+import os
 import pickle
+import signal
+import sys
 import time
 import zipfile
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
+from torch.distributed import _functional_collectives as funcol
+from torch.nn.parallel import DistributedDataParallel
 
 from common import data, runfiles
-from common.config import ADAM_EPS, UserError, parse_config, run_main, single_device_only
+from common.config import ADAM_EPS, UserError, build_parser, parse_config, run_main
 from pytorch_impl.model import build, load_portable, to_portable
 
 FRAMEWORK = "pytorch"
@@ -46,6 +56,133 @@ def describe_device(device: torch.device) -> str:
 
 
 # ========================================================================================
+# data parallel
+
+# torchrun starts one process per device and tells each, in its environment, who it is;
+# without torchrun the run is one process. Every process builds the same nets (the same
+# seed), reads the same global batch and z, trains on its own contiguous slice of them, and
+# DistributedDataParallel averages the gradients: the mean of N equal slices' mean losses
+# is the global batch's mean loss, so the step is the one-process step on the whole batch.
+
+def world() -> tuple[int, int, int]:
+    """(rank, local rank, number of processes) as torchrun sets them; (0, 0, 1) without it."""
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 0, 1
+    return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+def check_devices(cfg, size: int) -> None:
+    """--devices N must be torchrun's process count, and the batch must split into N
+    equal slices. Every process checks, before anything is written."""
+    launch = f"torchrun --nproc-per-node {cfg.devices} -m pytorch_impl.train ..."
+    if cfg.devices != size and size == 1:
+        raise UserError(f"--devices {cfg.devices}: PyTorch trains on {cfg.devices} devices with "
+                        f"one process each; start them with torchrun: {launch}")
+    if cfg.devices != size:
+        raise UserError(f"--devices {cfg.devices}: torchrun started {size} processes, one per "
+                        f"device; leave --devices out, or start {launch}")
+    if cfg.batch_size % size:
+        raise UserError(f"--batch-size {cfg.batch_size} does not split into {size} equal slices, "
+                        f"one per process; give a batch size divisible by {size}")
+
+
+def start_processes(device: torch.device) -> torch.device:
+    """Join torchrun's process group (NCCL between GPUs, gloo between CPU processes);
+    returns this process's own device."""
+    if device.type == "cuda":
+        device = torch.device("cuda", world()[1])
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise UserError(f"--device: data parallel runs on CUDA GPUs or the CPU, not {device.type}")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """What nn.SyncBatchNorm does, for CPU tensors. torch 2.14 refuses them twice: the
+    layer, in training mode ("ValueError: SyncBatchNorm expected input tensor to be on GPU
+    or XPU or privateuseone"), and DDP, around it ("ValueError: SyncBatchNorm layers only
+    work with GPU modules"). The same statistics by hand: one all-reduce of each channel's
+    sum and sum of squares over all processes, inside autograd: the backward pass of
+    funcol.all_reduce (which torch 2.14 names in place of its deprecated
+    torch.distributed.nn.functional.all_reduce) all-reduces the gradient, so the backward
+    pass is the whole batch's too."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected a batch of at least 2 dimensions, got {x.dim()}")
+
+    def forward(self, x):
+        if not self.training:              # running statistics: nothing to synchronise
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]     # all but the channels: (B, C, H, W) or (B, C)
+        n = x.numel() // x.shape[1] * dist.get_world_size()      # values per channel, all slices
+        sums = funcol.all_reduce(torch.stack([x.sum(dims), (x * x).sum(dims)]), "sum", dist.group.WORLD)
+        mean = sums[0] / n
+        var = sums[1] / n - mean * mean    # biased: what the batch is normalised with
+        with torch.no_grad():              # PyTorch averages the UNBIASED variance in
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+            self.num_batches_tracked.add_(1)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        return ((x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+                * self.weight.view(shape) + self.bias.view(shape))
+
+
+def data_parallel(net: nn.Module, device: torch.device) -> nn.Module:
+    """The net with its BatchNorm synchronised across processes (each layer's statistics
+    those of the global batch), wrapped in DistributedDataParallel; the net itself (its
+    parameters, and the same module tree in its checkpoints) in a one-process run."""
+    if not dist.is_initialized():
+        return net
+    if device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(net)  # in place below the top: same parameters
+    else:
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.__class__ = CPUSyncBatchNorm    # same parameters and buffers, its own forward
+    # forward_sync_buffers=False: synchronised BatchNorm keeps the running statistics equal
+    # on every process already; DDP would otherwise copy rank 0's before every forward pass
+    return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None,
+                                   forward_sync_buffers=False)
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def my_slice(batch: np.ndarray) -> np.ndarray:
+    """This process's contiguous rows of the global batch: rank r of N takes r*B/N to (r+1)*B/N."""
+    rank, _, size = world()
+    n = len(batch) // size
+    return batch[rank * n:(rank + 1) * n]
+
+
+def global_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean over processes of each one's means over its slice: the global batch's."""
+    if dist.is_initialized():
+        dist.all_reduce(values)            # gloo has no ReduceOp.AVG: sum, then divide
+        values = values / dist.get_world_size()
+    return values
+
+
+def stop_at_step_end():
+    """Ctrl-C under torchrun: torchrun passes SIGINT on to each process, which each meets at
+    its own point of a step. Make it a flag instead, which the processes compare after each
+    step, so that they all stop after the same step and rank 0 saves it. Returns the test."""
+    if not dist.is_initialized():
+        return lambda: False               # one process: KeyboardInterrupt where it falls
+    asked = torch.zeros(1)
+    signal.signal(signal.SIGINT, lambda *_: asked.fill_(1))
+
+    def any_asked() -> bool:
+        flag = asked.to("cuda" if dist.get_backend() == "nccl" else "cpu")  # NCCL: GPU tensors
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+    return any_asked
+
+
+# ========================================================================================
 # one GAN step
 
 def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
@@ -66,15 +203,16 @@ def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
     # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
     g_optimizer.zero_grad(set_to_none=True)
     discriminator.requires_grad_(False)           # the gradient flows through D to G, but
-    d_fake_after = discriminator(fake)            # D's own weight gradients are not needed
+    d_fake_after = unwrap(discriminator)(fake)    # D's own weight gradients are not needed
+                                                  # (DDP, outside, would wait for them)
     g_loss = F.binary_cross_entropy_with_logits(d_fake_after, ones)
     g_loss.backward()
     discriminator.requires_grad_(True)
     g_optimizer.step()
 
     # one device -> host copy per step instead of five
-    values = torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(),
-                          torch.sigmoid(d_fake).mean(), torch.sigmoid(d_fake_after).mean()])
+    values = global_mean(torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(),
+                                      torch.sigmoid(d_fake).mean(), torch.sigmoid(d_fake_after).mean()]))
     return dict(zip(runfiles.METRICS, values.tolist()))
 
 
@@ -139,10 +277,22 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
 
 def train(cfg):
     """Train as cfg says and return the run directory. Tests call this directly."""
-    single_device_only(cfg)          # data parallel here is issue 16's, not built yet
+    rank, _, size = world()
+    check_devices(cfg, size)         # UserError here: nothing is written yet
     device = pick_device(cfg.device)
-    print(f"device: {describe_device(device)}")
-    run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.type == "cpu" else "gpu", CHECKPOINT)
+    if size > 1:
+        device = start_processes(device)
+    parallel = (f"; data parallel over {size} processes (torchrun, {dist.get_backend()}, "
+                f"{cfg.batch_size // size} images each)" if size > 1 else "")
+    if rank == 0:
+        print(f"device: {describe_device(device)}; devices: {size}{parallel}")
+    if rank > 0:                     # rank 0 first: it opens the run directory (or says what
+        dist.barrier()               # is wrong with it) and fetches the data if need be
+    with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
+        run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.type == "cpu" else "gpu",
+                                 CHECKPOINT, writer=rank == 0)   # only rank 0 writes files
+    if rank == 0 and size > 1:
+        dist.barrier()
     cfg = run.cfg
 
     generator, discriminator = build(cfg, cfg.seed)
@@ -156,10 +306,14 @@ def train(cfg):
     step = 0
     if run.resume_from:
         step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, device)
+    # what the step trains: with torchrun, the nets in DDP; checkpoints hold the nets inside
+    g_train, d_train = data_parallel(generator, device), data_parallel(discriminator, device)
+    stop_asked = stop_at_step_end()
     run.begin(step)
 
     def checkpoint():
-        save_checkpoint(run.dir / CHECKPOINT, generator, discriminator, g_optimizer, d_optimizer, step, cfg)
+        if run.writer:
+            save_checkpoint(run.dir / CHECKPOINT, generator, discriminator, g_optimizer, d_optimizer, step, cfg)
 
     generator.train()
     discriminator.train()
@@ -168,13 +322,15 @@ def train(cfg):
             epoch, start = divmod(step, run.per_epoch)
             for real in run.batches.epoch(epoch, start):
                 t0 = time.perf_counter()
-                real = torch.from_numpy(real).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
-                z = torch.from_numpy(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist)).to(device)
-                m = train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)
+                real = torch.from_numpy(my_slice(real)).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
+                z = torch.from_numpy(my_slice(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist))).to(device)
+                m = train_step(g_train, d_train, g_optimizer, d_optimizer, real, z)
                 step += 1
                 run.log_step(step, m, time.perf_counter() - t0)
                 if step == run.last:
                     break
+                if stop_asked():     # Ctrl-C under torchrun: all stop after this same step
+                    raise KeyboardInterrupt
             run.end_epoch(step, generate(generator, run.fixed_noise, device))
             checkpoint()
     except KeyboardInterrupt:
@@ -188,7 +344,25 @@ def train(cfg):
 
 
 def main(argv=None):
-    return train(parse_config(argv, "python -m pytorch_impl.train"))
+    rank, _, size = world()
+    prog = "python -m pytorch_impl.train"
+    # Under torchrun every process reads the same command line and meets the same bad input
+    # (rank 0 checks the run directory first). Rank 0 alone says what is wrong; the others
+    # leave quietly, with status 0: leaving first with status 2 would make torchrun stop
+    # rank 0 before it has said why.
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) if rank else contextlib.nullcontext():
+            cfg = parse_config(argv, prog)
+            if "devices" not in vars(build_parser(prog).parse_args(argv)):
+                cfg.devices = size         # not asked for: as many as torchrun started
+        return train(cfg)
+    except (UserError, SystemExit):
+        if rank == 0:
+            raise
+        sys.exit(0)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
