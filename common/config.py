@@ -99,7 +99,7 @@ class Config:
     seed: int = 0
     out: str | None = None
     device: str = "auto"
-    devices: int = 1                 # data parallel over this many local devices (jax_impl)
+    devices: int = 1                 # data parallel over this many devices (PyTorch: processes)
     resume: str | None = None
     init_weights: str | None = None  # a portable weights file the run starts from
     # Filled in by the run, recorded in config.json for the reader of a run directory.
@@ -239,7 +239,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, help="default: auto (a GPU if one is seen)")
     p.add_argument("--devices", type=_int_in(1, 4096), metavar="N",
                    help="train data-parallel over N local devices of the --device kind, the "
-                   "batch split across them (jax_impl only so far: issue 16); default: 1")
+                   "batch split across them; default: 1. PyTorch runs one process per device: "
+                   "start N with torchrun --nproc-per-node N, and N is the default")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
     p.add_argument("--init-weights", metavar="FILE",
