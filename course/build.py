@@ -53,6 +53,14 @@ METADATA = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "
             "language_info": {"name": "python"}}
 
 
+def rel(path: Path) -> Path:
+    """A path as the messages show it: from the repository root where it is inside."""
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
+
+
 def lesson_paths() -> list[Path]:
     return sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 
@@ -104,7 +112,7 @@ def notebooks(lesson: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNod
     solution.metadata = nbformat.from_dict(METADATA)
     first_code, prev_exercise = True, False
     for i, cell in enumerate(src.cells):
-        where = f"{lesson.relative_to(ROOT)}, cell {i + 1}"
+        where = f"{rel(lesson)}, cell {i + 1}"
         tags = list(cell.metadata.get("tags", []))
         unknown = set(tags) - TAGS
         if unknown:
@@ -136,7 +144,7 @@ def notebooks(lesson: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNod
             c.metadata = nbformat.from_dict({"tags": tags} if tags else {})
             nb.cells.append(c)
     if prev_exercise:
-        raise UserError(f"{lesson.relative_to(ROOT)}: the last exercise has no check cell after it")
+        raise UserError(f"{rel(lesson)}: the last exercise has no check cell after it")
     return student, solution
 
 
@@ -182,20 +190,20 @@ def stale(lesson: Path) -> list[str]:
     problems = []
     for want, path, executed in ((student, student_path(lesson), False),
                                  (solution, solution_path(lesson), True)):
-        rel = path.relative_to(ROOT)
+        shown = rel(path)
         if not path.is_file():
-            problems.append(f"{rel} is missing")
+            problems.append(f"{shown} is missing")
             continue
         have = nbformat.read(path, as_version=4)
         if cells(have) != cells(want):
             diff = next(i for i, (a, b) in enumerate(zip(cells(have) + [None] * len(want.cells),
                                                           cells(want) + [None] * len(have.cells)))
                         if a != b)
-            problems.append(f"{rel} differs from {lesson.relative_to(ROOT)} (first at cell {diff + 1})")
+            problems.append(f"{shown} differs from {rel(lesson)} (first at cell {diff + 1})")
         elif executed and not has_outputs(have):
-            problems.append(f"{rel} has no outputs: it was never executed")
+            problems.append(f"{shown} has no outputs: it was never executed")
         elif not executed and has_outputs(have):
-            problems.append(f"{rel} has outputs: a student notebook is written blank")
+            problems.append(f"{shown} has outputs: a student notebook is written blank")
     return problems
 
 
@@ -208,7 +216,7 @@ def select(names: list[str]) -> list[Path]:
         stem = Path(name).stem
         hits = [p for p in all_lessons if p.stem == stem or p.stem.split("_")[0] == stem]
         if not hits:
-            raise UserError(f"no lesson {name!r} in {LESSONS.relative_to(ROOT)}/ (there are: "
+            raise UserError(f"no lesson {name!r} in {rel(LESSONS)}/ (there are: "
                             f"{', '.join(p.stem for p in all_lessons) or 'none'})")
         chosen += [p for p in hits if p not in chosen]
     return chosen
@@ -249,7 +257,7 @@ def main(argv=None) -> int:
         except CellExecutionError as e:
             failed += 1
             print(f"{lesson.stem}: FAILED after {time.perf_counter() - t0:.0f} s; "
-                  f"{solution_path(lesson).relative_to(ROOT)} left as it was\n{e}", file=sys.stderr)
+                  f"{rel(solution_path(lesson))} left as it was\n{e}", file=sys.stderr)
             continue
         write(solution, solution_path(lesson))
         print(f"{lesson.stem}: executed in {time.perf_counter() - t0:.0f} s", flush=True)

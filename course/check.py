@@ -51,7 +51,7 @@ def close(name: str, value, expected, tol: float = 1e-5) -> None:
     err = rel_error(a, e)
     if err > tol:
         got = f"{a.item():.6g}, expected {e.item():.6g}" if e.size == 1 else \
-              f"worst at index {np.unravel_index(np.argmax(np.abs(a - e)), e.shape)}"
+              f"worst at index {tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(a - e)), e.shape))}"
         raise AssertionError(f"{name}: relative error {err:.2e} > tolerance {tol:.0e} ({got})")
     print(f"{name}: correct (relative error {err:.1e} <= {tol:.0e})")
 

@@ -55,7 +55,7 @@ for layer in G + D:
 # the three commands as separate processes (each framework in its own Python) and
 # compare the outputs character by character.
 
-# %%
+# %% tags=["slow"]
 import subprocess
 
 printouts = {}
@@ -189,7 +189,9 @@ check.equal("d3's BatchNorm statistics", d3_stats, d3.stats)
 # The model commands take the shape as flags. The CPU default of `train` is a 32x32
 # network with half the widths; MNIST has one channel:
 
-# %%
+# %% tags=["slow"]
+import subprocess
+
 run = subprocess.run([course.start.PYTHON, "-m", "pytorch_impl.model", "--image-size", "32",
                       "--channels", "1", "--ngf", "32", "--ndf", "32"],
                      capture_output=True, text=True, check=True)
