@@ -94,7 +94,10 @@ def start_processes(device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise UserError(f"--device: data parallel runs on CUDA GPUs or the CPU, not {device.type}")
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":    # device_id: NCCL binds this GPU now (barrier() needs to know it)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     return device
 
 
