@@ -89,15 +89,18 @@ def check_devices(cfg, size: int) -> None:
 def start_processes(device: torch.device) -> torch.device:
     """Join torchrun's process group (NCCL between GPUs, gloo between CPU processes);
     returns this process's own device."""
-    if device.type == "cuda":
-        device = torch.device("cuda", world()[1])
-        torch.cuda.set_device(device)
-    elif device.type != "cpu":
-        raise UserError(f"--device: data parallel runs on CUDA GPUs or the CPU, not {device.type}")
-    if device.type == "cuda":    # device_id: NCCL binds this GPU now (barrier() needs to know it)
-        dist.init_process_group("nccl", device_id=device)
-    else:
+    if device.type == "cpu":
         dist.init_process_group("gloo")
+        return device
+    if device.type != "cuda":
+        raise UserError(f"--device: data parallel runs on CUDA GPUs or the CPU, not {device.type}")
+    here, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", 1)), torch.cuda.device_count()
+    if here > gpus:              # the same check on every process: rank 0 says it
+        raise UserError(f"torchrun started {here} processes on this machine, which has {gpus} "
+                        f"GPU{'s' if gpus != 1 else ''}: one per GPU, --nproc-per-node {gpus} at most")
+    device = torch.device("cuda", world()[1])
+    torch.cuda.set_device(device)
+    dist.init_process_group("nccl", device_id=device)   # bound to this GPU now, for barrier()
     return device
 
 

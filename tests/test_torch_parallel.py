@@ -280,5 +280,16 @@ def test_devices_without_torchrun(tmp_path):
     assert not out.exists()
 
 
+
+def test_more_gpu_processes_than_gpus(monkeypatch):
+    """Checked on every process before the process group forms (no GPU needed here)."""
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match="torchrun started 2 processes on this machine, which has "
+                                        "1 GPU: one per GPU, --nproc-per-node 1 at most"):
+        train_mod.start_processes(torch.device("cuda"))
+    assert not torch.distributed.is_initialized()
+
+
 if __name__ == "__main__":          # torchrun -m tests.test_torch_parallel OUT: the children
     child_steps(sys.argv[1])
