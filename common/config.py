@@ -287,13 +287,6 @@ def default_out(cfg: Config, framework: str) -> str:
     return os.path.join("runs", f"{framework}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def single_device_only(cfg: Config) -> None:
-    """For the frameworks that do not train data-parallel yet: --devices N > 1 is refused."""
-    if cfg.devices != 1:
-        raise UserError(f"--devices {cfg.devices}: --devices is only implemented for jax_impl "
-                        "so far; see issue 16")
-
-
 def run_main(main, argv=None):
     """Run a command's main(argv); a UserError becomes one line on stderr and exit 2."""
     try:

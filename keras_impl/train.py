@@ -5,8 +5,11 @@ driven by fit() and callbacks.
     python -m keras_impl.train --max-steps 20 --out runs/try
     python -m keras_impl.train --resume runs/try --max-steps 40
     python -m keras_impl.train --dataset celeba --data-dir data --device gpu
+    python -m keras_impl.train --devices 8 --batch-size 1024    # data parallel over 8 GPUs
+    python -m keras_impl.train --devices 2 --dataset synthetic --max-steps 6   # 2 CPU "devices"
 """
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -20,7 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from common import data, runfiles
-from common.config import ADAM_EPS, Config, UserError, parse_config, run_main, single_device_only
+from common.config import ADAM_EPS, Config, UserError, parse_config, run_main
 from common.weights import network_diff
 from keras_impl.model import build, load_portable, to_portable
 
@@ -54,6 +57,70 @@ def describe_device(device: str) -> str:
         return f"gpu ({details.get('device_name', gpu.name)})"
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     return f"cpu ({threads} threads)"
+
+
+# ========================================================================================
+# data parallel
+
+def pick_strategy(cfg, device: str) -> tf.distribute.Strategy:
+    """tf.distribute.MirroredStrategy over cfg.devices local devices of the kind --device
+    picked: one replica per device, every variable mirrored on each, the batch cut into N
+    equal slices. One device: TensorFlow's default strategy, i.e. no replicas and no
+    all-reduce, the single-device run as it always was. Checked before anything is written."""
+    n = cfg.devices
+    if cfg.batch_size % n:
+        raise UserError(f"--devices {n}: --batch-size {cfg.batch_size} does not split into "
+                        f"{n} equal slices; give a batch size divisible by {n}")
+    if n == 1:
+        return tf.distribute.get_strategy()
+    if device == "gpu":
+        found = len(tf.config.list_physical_devices("GPU"))
+        if n > found:
+            raise UserError(f"--devices {n}: TensorFlow sees {found} GPU{'s' if found != 1 else ''}"
+                            f" (tf.config.list_physical_devices('GPU'))")
+        return mirrored(tuple(f"/gpu:{i}" for i in range(n)))
+    return mirrored(tuple(logical_cpus(n)))
+
+
+@functools.cache
+def mirrored(devices: tuple) -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy per device list and process, however often train() runs: a
+    second one over the same devices numbers its all-reduces as the first did, and its
+    first all-reduce then fails with "Shape mismatch in the collective instance 100"
+    (tensorflow/tensorflow#62790)."""
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
+def logical_cpus(n: int) -> list:
+    """TensorFlow sees the CPU as one device; it splits it into n logical devices, but only
+    before it initialises its devices (its first op does that). keras_impl/__init__.py and
+    pick_device only look at the physical devices, which leaves that still possible."""
+    if n > os.cpu_count():
+        raise UserError(f"--devices {n}: this machine has {os.cpu_count()} CPU cores; on a CPU, "
+                        f"--devices makes one logical TensorFlow device per core at most")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:                # "Virtual devices cannot be modified after being initialized"
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have < n:
+            raise UserError(f"--devices {n}: TensorFlow has started in this process with {have} "
+                            f"CPU device{'s' if have != 1 else ''} already; run keras_impl.train "
+                            f"in a new process") from None
+    return [f"/cpu:{i}" for i in range(n)]
+
+
+def distribute(strategy, batches, cfg):
+    """fit's data: the global (real, z) batches that batches() yields, as a tf.data.Dataset
+    cut into one slice per replica: experimental_distribute_dataset gives replica r the rows
+    r*B/N..(r+1)*B/N of each batch (the default strategy: the whole batch). A dataset and not
+    the generator itself, because fit under a strategy takes one batch to build the model
+    and then starts the epoch over (TensorFlowTrainer._maybe_symbolic_build): a generator
+    would lose that batch, a dataset calls batches() again from its first."""
+    spec = (tf.TensorSpec((cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels), tf.float32),
+            tf.TensorSpec((cfg.batch_size, cfg.nz), tf.float32))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    return strategy.experimental_distribute_dataset(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 # ========================================================================================
@@ -114,7 +181,7 @@ class GAN(keras.Model):
     @property
     def step(self) -> int:
         """Steps trained so far: the optimizers count their updates and save the count."""
-        return int(self.g_optimizer.iterations)
+        return int(self.g_optimizer.iterations.numpy())    # int() of a mirrored one fails
 
     def get_config(self):
         return {"config": dataclasses.asdict(self.cfg)}
@@ -127,7 +194,18 @@ class GAN(keras.Model):
         """One D update then one G update on the same z. Returns the step's metrics.
         tf.GradientTape is what ties this method, and this file, to the TensorFlow backend:
         under JAX a train_step is a pure function of the variables, under PyTorch it calls
-        backward()."""
+        backward().
+
+        Data parallel (--devices N, a MirroredStrategy): fit runs this method on every
+        replica at once, each on its own slice of the global batch (B/N rows of real and
+        z), and each optimizer's apply() all-reduces the gradients with a SUM before it
+        updates the mirrored variables. So each replica differentiates its slice's mean
+        loss divided by N: the sum over the replicas is the global batch's mean, and every
+        replica applies the one-device gradient. (Keras' losses divide by N themselves only
+        when they return one value per sample; BCE of (B,) logits returns their mean, a
+        scalar, unscaled.) BatchNorm all-reduces its statistics (model.BatchNorm)."""
+        replica = tf.distribute.get_replica_context()  # without a strategy: the one replica
+        n = replica.num_replicas_in_sync
         # (real, z) from fit's data, or (real, z, None) from train_on_batch(real, z)
         real, z, _ = keras.utils.unpack_x_y_sample_weight(batch)
         ones = ops.ones((ops.shape(real)[0],))
@@ -142,19 +220,22 @@ class GAN(keras.Model):
             d_fake = self.discriminator(fake, training=True)  # BatchNorm normalises each alone;
             d_loss = (self.bce(ones, d_real)                   # fake was made outside d_tape, so
                       + self.bce(zeros, d_fake))               # D's loss cannot reach G (detach())
+            d_share = d_loss / n                               # this replica's share (see above)
         d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        self.d_optimizer.apply(d_tape.gradient(d_share, d_vars), d_vars)
 
         # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
         with g_tape:                  # back on the tape that recorded G(z) above
             d_fake_after = self.discriminator(fake, training=True)
             g_loss = self.bce(ones, d_fake_after)
+            g_share = g_loss / n
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
+        self.g_optimizer.apply(g_tape.gradient(g_share, g_vars), g_vars)
 
-        values = dict(zip(runfiles.METRICS, (d_loss, g_loss, ops.mean(ops.sigmoid(d_real)),
-                                             ops.mean(ops.sigmoid(d_fake)),
-                                             ops.mean(ops.sigmoid(d_fake_after)))))
+        values = [d_loss, g_loss] + [ops.mean(ops.sigmoid(d)) for d in (d_real, d_fake, d_fake_after)]
+        if n > 1:      # the global batch's: the mean over the replicas' equal slices' means
+            values = replica.all_reduce("MEAN", values)
+        values = dict(zip(runfiles.METRICS, values))
         for mean, v in zip(self.means, values.values()):
             mean.update_state(v)
         return {**values, **{m.name: m.result() for m in self.means}}
@@ -251,22 +332,28 @@ class RunFiles(keras.callbacks.Callback):
 
 def train(cfg):
     """Train as cfg says and return the run directory. Tests call this directly."""
-    single_device_only(cfg)          # data parallel here is issue 16's, not built yet
     device = pick_device(cfg.device)
-    print(f"device: {describe_device(device)}")
+    strategy = pick_strategy(cfg, device)        # UserError here: nothing is written yet
+    n = strategy.num_replicas_in_sync
+    parallel = (f"; data parallel over {n} replicas (tf.distribute.MirroredStrategy, "
+                f"{cfg.batch_size // n} images each)" if n > 1 else "")
+    print(f"device: {describe_device(device)}; devices: {n}{parallel}")
     run = runfiles.start_run(cfg, FRAMEWORK, device, CHECKPOINT)
     cfg = run.cfg
 
-    gan = GAN(cfg)                  # generator and discriminator, initialised from cfg.seed
-    if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
-        load_portable(gan.generator, gan.discriminator, run.init_weights)
-    adam = lambda: PyTorchAdam(learning_rate=cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
-                               epsilon=ADAM_EPS)
-    # Keras' default jit_compile="auto" would compile train_step with XLA; this is the
-    # plain tf.function (benchmarks/bench_keras.py times both).
-    gan.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=False)
-    if run.resume_from:
-        load_checkpoint(run.resume_from, gan)
+    # Made in the strategy's scope, the variables (weights, BatchNorm statistics, Adam's
+    # moments) are mirrored on every replica, and fit runs train_step on each of them.
+    with strategy.scope():
+        gan = GAN(cfg)              # generator and discriminator, initialised from cfg.seed
+        if run.init_weights:  # --init-weights: weights and BatchNorm statistics from the file
+            load_portable(gan.generator, gan.discriminator, run.init_weights)
+        adam = lambda: PyTorchAdam(learning_rate=cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
+                                   epsilon=ADAM_EPS)
+        # Keras' default jit_compile="auto" would compile train_step with XLA; this is the
+        # plain tf.function (benchmarks/bench_keras.py times both).
+        gan.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=False)
+        if run.resume_from:
+            load_checkpoint(run.resume_from, gan)
     run.begin(gan.step)
 
     def checkpoint():
@@ -277,7 +364,8 @@ def train(cfg):
         while gan.step < run.last:
             epoch, start = divmod(gan.step, run.per_epoch)
             steps = min(run.per_epoch, run.last - epoch * run.per_epoch) - start
-            gan.fit(epoch_batches(run, epoch, start), steps_per_epoch=steps,
+            batches = distribute(strategy, lambda: epoch_batches(run, epoch, start), cfg)
+            gan.fit(batches, steps_per_epoch=steps,
                     initial_epoch=epoch, epochs=epoch + 1, callbacks=[files], shuffle=False,
                     verbose=0)
             if files.interrupted:

@@ -154,16 +154,3 @@ def test_batch_that_does_not_split(tmp_path):
 
 def test_zero_devices(tmp_path):
     check_refused(tmp_path, "--devices", "0", says="--devices: must be from 1 to 4096, got 0")
-
-
-def test_the_other_frameworks_refuse_more_than_one_device(tmp_path):
-    import pytest
-
-    from common.config import UserError, parse_config
-    from keras_impl import train as keras_train
-    for mod in (keras_train,):          # pytorch_impl: tests/test_torch_parallel.py
-        out = tmp_path / mod.__name__
-        cfg = parse_config(TINY + ["--out", str(out), "--devices", "2"], "test")
-        with pytest.raises(UserError, match="only implemented for jax_impl so far; see issue 16"):
-            mod.train(cfg)
-        assert not out.exists()
