@@ -200,6 +200,29 @@ for batch, (f, rate, frac) in table.items():
           f"{frac:.1%} of the peak")
 
 # %% [markdown]
+# One more measurement, because on a small machine it can dominate all the others. PyTorch
+# splits each operation over its threads (one per core here) and makes them wait for each
+# other at the end of every operation. When another program holds one of the cores, every
+# operation waits for the slower thread (the README's Speed section measured one such
+# case). Time G's forward pass with one thread and with all of them:
+
+# %%
+threads = torch.get_num_threads()
+z = torch.randn(64, cfg.nz)
+for n in sorted({1, threads}):
+    torch.set_num_threads(n)
+    with torch.no_grad():
+        generator(z)
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            generator(z)
+            runs.append(time.perf_counter() - t0)
+    print(f"{n} thread{'s' * (n > 1)}: G forward at batch 64 {np.median(runs) * 1e3:.1f} ms (median of 5)")
+torch.set_num_threads(threads)
+print(f"load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+# %% [markdown]
 # A larger batch usually reaches a larger fraction of the peak: the same weights are
 # used on more images per kernel call, and Python's per-call overhead is spread over
 # more work. Your table says whether that holds here, on this machine, today. Run the
