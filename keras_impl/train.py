@@ -116,9 +116,11 @@ def distribute(strategy, batches, cfg):
     r*B/N..(r+1)*B/N of each batch (the default strategy: the whole batch). A dataset and not
     the generator itself, because fit under a strategy takes one batch to build the model
     and then starts the epoch over (TensorFlowTrainer._maybe_symbolic_build): a generator
-    would lose that batch, a dataset calls batches() again from its first."""
-    spec = (tf.TensorSpec((cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels), tf.float32),
-            tf.TensorSpec((cfg.batch_size, cfg.nz), tf.float32))
+    would lose that batch, a dataset calls batches() again from its first. The batch axis
+    is left unknown, as Keras leaves it for a generator: a known one lets TensorFlow pick
+    other kernels, and one device's numbers would move in their last bit (--arch cs231n)."""
+    spec = (tf.TensorSpec((None, cfg.image_size, cfg.image_size, cfg.channels), tf.float32),
+            tf.TensorSpec((None, cfg.nz), tf.float32))
     dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
     return strategy.experimental_distribute_dataset(dataset.prefetch(tf.data.AUTOTUNE))
 

@@ -15,7 +15,7 @@ from common import runfiles, weights
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "synthetic", "--image-size", "16", "--ngf", "8", "--ndf", "8",
         "--nz", "16", "--batch-size", "16", "--device", "cpu"]
-TIMEOUT = 300          # seconds for any child: a hang fails the test instead of blocking CI
+TIMEOUT = 600          # seconds for any child: a hang fails the test instead of blocking CI
 
 
 def run_child(*args):
@@ -270,6 +270,33 @@ def test_two_device_run_matches_one_device_run_resumes_and_ports(tmp_path):
                       "--noise", str(tmp_path / "z.npy"), "--out", str(out), "--device", "cpu")
         assert r.returncode == 0, r.stderr[-3000:]
         np.testing.assert_allclose(np.load(out), np.load(tmp_path / "keras.npy"), atol=1e-5, err_msg=package)
+
+
+def child_one_device(tmp):
+    """Run in the child: --devices 1 through train.py's tf.data path, and through the plain
+    Python generator that fit was given before data parallelism, for two networks."""
+    tmp = Path(tmp)
+    import keras_impl  # noqa: F401
+    from common.config import parse_config
+    from keras_impl import train as train_mod
+    for arch in ("dcgan", "cs231n"):
+        argv = TINY + ["--arch", arch, "--image-size", "16" if arch == "dcgan" else "28",
+                       "--ngf", "4", "--ndf", "4", "--max-steps", "4"]
+        train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-dataset")], "test"))
+        distribute = train_mod.distribute
+        train_mod.distribute = lambda strategy, batches, cfg: batches()
+        train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-generator")], "test"))
+        train_mod.distribute = distribute
+
+
+def test_one_device_is_the_run_it_was(tmp_path):
+    """--devices 1 feeds fit a tf.data dataset where it fed a Python generator: the same
+    bits. (A known batch size in the dataset's spec moved --arch cs231n by 1e-7.)"""
+    from tests.helpers import assert_same_run
+    r = run_child("-c", f"import tests.test_keras_parallel as t; t.child_one_device({str(tmp_path)!r})")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for arch in ("dcgan", "cs231n"):
+        assert_same_run(tmp_path / f"{arch}-dataset", tmp_path / f"{arch}-generator")
 
 
 # ----------------------------------------------------------------------------------------
