@@ -29,6 +29,8 @@ N_FIXED = 64           # fixed-noise samples drawn for the per-epoch grid (8 x 8
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "folder", "synthetic")
 DEVICES = ("auto", "cpu", "gpu")
+PRECISIONS = ("fp32", "bf16")  # the arithmetic of the step; parameters, Adam and BatchNorm
+                               # statistics are float32 in both (README, Mixed precision)
 Z_DISTS = ("normal", "uniform")   # z ~ N(0, 1), or z ~ U(-1, 1)
 
 # The networks (common/spec.py) and the defaults each brings for flags the user did not
@@ -100,6 +102,7 @@ class Config:
     out: str | None = None
     device: str = "auto"
     devices: int = 1                 # data parallel over this many devices (PyTorch: processes)
+    precision: str = "fp32"          # fp32, or bf16: bfloat16 arithmetic, float32 state
     resume: str | None = None
     init_weights: str | None = None  # a portable weights file the run starts from
     # Filled in by the run, recorded in config.json for the reader of a run directory.
@@ -241,6 +244,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="train data-parallel over N local devices of the --device kind, the "
                    "batch split across them; default: 1. PyTorch runs one process per device: "
                    "start N with torchrun --nproc-per-node N, and N is the default")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="the step's arithmetic: fp32, or bf16 (convolutions and matmuls in "
+                   "bfloat16; parameters, Adam, BatchNorm statistics and losses float32). "
+                   "Faster only where the hardware has bfloat16 (a GPU; a CPU with "
+                   "AVX512-BF16 or AMX); default: fp32")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
     p.add_argument("--init-weights", metavar="FILE",
@@ -250,6 +258,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 # Flags that may differ from the saved config when resuming: they do not change the network.
+# --precision is not one: the checkpoint is float32 either way, but a run resumed in other
+# arithmetic is no longer the run its checkpoint promises to continue exactly.
 RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "devices", "data_dir"}
 
 

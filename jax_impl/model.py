@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.nnx.nn.dtypes import promote_dtype
 from jax import lax
 
 from common import spec
@@ -49,6 +50,7 @@ class BatchNorm(nnx.Module):
         self.use_running_average = False          # set by .train() / .eval()
 
     def __call__(self, x):                        # x: (B, H, W, C) or (B, features)
+        dtype, x = x.dtype, x.astype(jnp.float32)  # float32 statistics under bf16 too
         if self.use_running_average:
             mean, var = self.mean[...], self.var[...]
         else:
@@ -58,7 +60,7 @@ class BatchNorm(nnx.Module):
             n = x.size // x.shape[-1]
             self.mean[...] = (1 - BN_MOMENTUM) * self.mean[...] + BN_MOMENTUM * mean
             self.var[...] = (1 - BN_MOMENTUM) * self.var[...] + BN_MOMENTUM * var * n / (n - 1)
-        return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * self.scale[...] + self.bias[...]
+        return ((x - mean) * jax.lax.rsqrt(var + BN_EPS) * self.scale[...] + self.bias[...]).astype(dtype)
 
 
 class Block(nnx.Module):
@@ -158,10 +160,13 @@ class ConvTranspose(nnx.Module):
         self.kernel = nnx.Param(normal(INIT_STD)(rngs.params(), (kernel, kernel, in_ch, out_ch)))
         self.bias = nnx.Param(jnp.zeros(out_ch)) if bias else None
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.dtype = None         # the computation's dtype, as nnx.Conv's: None = the inputs'
 
     def __call__(self, x):
-        x = conv_transpose(x, self.kernel[...], self.stride, self.padding, self.output_padding)
-        return x if self.bias is None else x + self.bias[...]
+        bias = None if self.bias is None else self.bias[...]
+        x, kernel, bias = promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
+        x = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding)
+        return x if bias is None else x + bias
 
 
 def conv(in_ch, out_ch, kernel, stride, padding, bias, rngs):

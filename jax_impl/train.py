@@ -87,6 +87,18 @@ def placements(devices: list):
 # ========================================================================================
 # one GAN step
 
+def mixed_precision(model: nnx.Module, precision: str) -> None:
+    """--precision bf16: each convolution and fully connected layer computes in bfloat16
+    (Flax's `dtype`, the computation's, set on the built layers; `param_dtype`, the
+    parameters', stays float32). The layer casts its float32 parameters to bfloat16 as it
+    reads them, so the gradients, optax's Adam state and the updates are float32;
+    BatchNorm computes and keeps its statistics in float32 (model.py)."""
+    if precision == "bf16":
+        for _, layer in nnx.iter_modules(model):
+            if hasattr(layer, "dtype"):           # nnx.Conv, nnx.Linear, our ConvTranspose
+                layer.dtype = jnp.bfloat16
+
+
 def bce(logits, label: float):
     """Binary cross-entropy with logits, mean over the batch (BCEWithLogitsLoss's default)."""
     return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)).mean()
@@ -114,6 +126,7 @@ def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
     def d_loss_fn(discriminator):
         d_real = discriminator(real)              # real and fake in two calls, so that
         d_fake = discriminator(fake)              # BatchNorm normalises each batch alone
+        d_real, d_fake = d_real.astype(jnp.float32), d_fake.astype(jnp.float32)  # losses in float32
         return bce(d_real, 1.0) + bce(d_fake, 0.0), (d_real, d_fake)
 
     # What plays the part of detach(): JAX differentiates only with respect to the
@@ -124,7 +137,7 @@ def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
 
     # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
     def g_loss_fn(fake, discriminator):
-        d_fake_after = discriminator(fake)
+        d_fake_after = discriminator(fake).astype(jnp.float32)
         return bce(d_fake_after, 1.0), d_fake_after
 
     (g_loss, d_fake_after), fake_grad = nnx.value_and_grad(g_loss_fn, has_aux=True)(fake, discriminator)
@@ -152,7 +165,7 @@ def generate(generator, z: np.ndarray, device) -> np.ndarray:
     """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32.
     device: a jax.Device, or the replicated sharding of a multi-device run."""
     generator.eval()
-    images = np.asarray(forward(generator, jax.device_put(z, device)))
+    images = np.asarray(forward(generator, jax.device_put(z, device)), np.float32)  # bf16: float32
     generator.train()
     return images
 
@@ -233,6 +246,8 @@ def train(cfg):
     generator, discriminator = build(cfg, cfg.seed)
     if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
         load_portable(generator, discriminator, run.init_weights)
+    mixed_precision(generator, cfg.precision)
+    mixed_precision(discriminator, cfg.precision)
     tx = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)  # optax, like PyTorch, adds eps to the bias-corrected sqrt(v)
     g_optimizer = nnx.Optimizer(generator, tx, wrt=nnx.Param)        # BatchStat (running statistics) is not trained
     d_optimizer = nnx.Optimizer(discriminator, tx, wrt=nnx.Param)

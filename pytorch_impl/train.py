@@ -191,16 +191,29 @@ def stop_at_step_end():
 # ========================================================================================
 # one GAN step
 
-def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
+def mixed_precision(device: torch.device, precision: str):
+    """--precision bf16: torch.autocast runs convolutions and matmuls in bfloat16 and leaves
+    the parameters, their gradients and Adam's moments float32. BatchNorm gets bfloat16
+    maps, keeps gamma, beta and its running statistics float32 (tests/test_precision.py).
+    No GradScaler: bfloat16 has float32's 8-bit exponent, so small gradients do not
+    underflow as they do in float16, whose 5-bit exponent is what the scaler is for."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z, precision="fp32"):
     """One D update then one G update on the same z. Returns the step's metrics."""
     ones = torch.ones(real.shape[0], device=real.device)
     zeros = torch.zeros(real.shape[0], device=real.device)
+    forward = lambda: mixed_precision(real.device, precision)   # the forward passes only
 
     # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
-    fake = generator(z)
+    with forward():
+        fake = generator(z)
     d_optimizer.zero_grad(set_to_none=True)
-    d_real = discriminator(real)                  # real and fake in two calls, so that
-    d_fake = discriminator(fake.detach())         # BatchNorm normalises each batch alone;
+    with forward():
+        d_real = discriminator(real)              # real and fake in two calls, so that
+        d_fake = discriminator(fake.detach())     # BatchNorm normalises each batch alone;
+    d_real, d_fake = d_real.float(), d_fake.float()               # losses in float32;
     d_loss = (F.binary_cross_entropy_with_logits(d_real, ones)    # detach(): D's loss
               + F.binary_cross_entropy_with_logits(d_fake, zeros))  # must not reach G
     d_loss.backward()
@@ -209,8 +222,8 @@ def train_step(generator, discriminator, g_optimizer, d_optimizer, real, z):
     # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
     g_optimizer.zero_grad(set_to_none=True)
     discriminator.requires_grad_(False)           # the gradient flows through D to G, but
-    d_fake_after = unwrap(discriminator)(fake)    # D's own weight gradients are not needed
-                                                  # (DDP, outside, would wait for them)
+    with forward():                               # D's own weight gradients are not needed
+        d_fake_after = unwrap(discriminator)(fake).float()   # (DDP, outside, would wait for them)
     g_loss = F.binary_cross_entropy_with_logits(d_fake_after, ones)
     g_loss.backward()
     discriminator.requires_grad_(True)
@@ -330,7 +343,7 @@ def train(cfg):
                 t0 = time.perf_counter()
                 real = torch.from_numpy(my_slice(real)).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
                 z = torch.from_numpy(my_slice(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist))).to(device)
-                m = train_step(g_train, d_train, g_optimizer, d_optimizer, real, z)
+                m = train_step(g_train, d_train, g_optimizer, d_optimizer, real, z, cfg.precision)
                 step += 1
                 run.log_step(step, m, time.perf_counter() - t0)
                 if step == run.last:

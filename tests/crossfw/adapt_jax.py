@@ -7,7 +7,7 @@ from flax import nnx
 from common.config import ADAM_EPS
 from common.weights import RUNNING_STATS, running_stats
 from jax_impl.model import build, load_portable, to_portable
-from jax_impl.train import flat_state, step_metrics, train_step
+from jax_impl.train import flat_state, mixed_precision, step_metrics, train_step
 
 def models(cfg, arrays):
     generator, discriminator = build(cfg)
@@ -37,6 +37,8 @@ class Stepper:
     def __init__(self, cfg, arrays):
         self.cfg = cfg
         self.generator, self.discriminator = models(cfg, arrays)
+        mixed_precision(self.generator, cfg.precision)
+        mixed_precision(self.discriminator, cfg.precision)
         tx = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)
         self.g_optimizer = nnx.Optimizer(self.generator, tx, wrt=nnx.Param)
         self.d_optimizer = nnx.Optimizer(self.discriminator, tx, wrt=nnx.Param)

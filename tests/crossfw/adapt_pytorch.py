@@ -36,6 +36,7 @@ def discriminate(cfg, arrays, x, train):
 
 class Stepper:
     def __init__(self, cfg, arrays):
+        self.precision = cfg.precision
         self.generator, self.discriminator = models(cfg, arrays)
         adam = lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS)
         self.g_optimizer, self.d_optimizer = adam(self.generator), adam(self.discriminator)
@@ -43,7 +44,7 @@ class Stepper:
     def step(self, real, z):
         real = torch.from_numpy(real).permute(0, 3, 1, 2).contiguous()
         return train_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                          real, torch.from_numpy(z))
+                          real, torch.from_numpy(z), self.precision)
 
     def state(self):
         params = to_portable(self.generator, self.discriminator)
