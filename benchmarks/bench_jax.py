@@ -10,11 +10,13 @@ from flax import nnx
 from common.config import ADAM_EPS
 from common.data import draw_z
 from jax_impl.model import build
-from jax_impl.train import train_step
+from jax_impl.train import mixed_precision, train_step
 
 
 def time_steps(cfg, n):
     generator, discriminator = build(cfg)
+    mixed_precision(generator, cfg.precision)
+    mixed_precision(discriminator, cfg.precision)
     adam = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)
     g_optimizer = nnx.Optimizer(generator, adam, wrt=nnx.Param)
     d_optimizer = nnx.Optimizer(discriminator, adam, wrt=nnx.Param)

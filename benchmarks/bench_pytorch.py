@@ -20,6 +20,6 @@ def time_steps(cfg, n):
     for i in range(n):
         z = torch.from_numpy(draw_z(rng, cfg.batch_size, cfg.nz, cfg.z_dist))
         t0 = time.perf_counter()
-        train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)  # ends in .tolist(): synchronous
+        train_step(generator, discriminator, g_optimizer, d_optimizer, real, z, cfg.precision)  # ends in .tolist(): synchronous
         times.append(time.perf_counter() - t0)
     return times

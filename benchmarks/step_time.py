@@ -35,12 +35,12 @@ PEER = "pytorch/examples dcgan (peer)"        # the --peer row's name in the tab
 
 
 def child(fw: str, arch: str, size: int, ngf: int, ndf: int, batch: int, steps: int, warmup: int,
-          peer: str | None = None) -> dict:
+          peer: str | None = None, precision: str = "fp32") -> dict:
     from common import machine
     from common.config import ARCH_DEFAULTS, Config
     own = {k: v for k, v in ARCH_DEFAULTS[arch].items() if k in ("nz", "lr", "z_dist")}
     cfg = Config(**{"nz": 100, **own}, arch=arch, image_size=size, channels=1, ngf=ngf, ndf=ndf,
-                 batch_size=batch)
+                 batch_size=batch, precision=precision)
     mod = importlib.import_module(f"benchmarks.bench_{fw.split('-')[0]}")
     extra = {}
     if fw == "peer":
@@ -72,7 +72,7 @@ def peer_notes(path: str, rs: list[dict], ours: tuple[int, int]) -> list[str]:
 
 def main(argv=None):
     from common import machine
-    from common.config import ARCH_DEFAULTS, ARCHS, ArgumentParser, Config, UserError
+    from common.config import ARCH_DEFAULTS, ARCHS, PRECISIONS, ArgumentParser, Config, UserError
     from common.spec import discriminator_spec, generator_spec, totals
     p = ArgumentParser(prog="python -m benchmarks.step_time", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,13 +86,17 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp32"],
+                   help="the step's arithmetic (train's --precision); give both, fp32 bf16, to "
+                   "time them side by side in one run (default: fp32)")
     p.add_argument("--peer", metavar="PATH",
                    help="pytorch/examples' dcgan/main.py: time it too, at 64 px (its only size)")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)     # fw size ngf ndf
     a = p.parse_args(argv)
     if a.child:
         fw, size, ngf, ndf = a.child[0], *map(int, a.child[1:])
-        print(json.dumps(child(fw, a.arch, size, ngf, ndf, a.batch_size, a.steps, a.warmup, a.peer)))
+        print(json.dumps(child(fw, a.arch, size, ngf, ndf, a.batch_size, a.steps, a.warmup, a.peer,
+                               a.precision[0])))
         return
     if a.peer is not None:
         if not os.path.isfile(a.peer):
@@ -110,25 +114,27 @@ def main(argv=None):
     described = machine.describe()                 # its load before the children add theirs
     print(f"--arch {a.arch}, batch {a.batch_size}, {a.steps} timed steps after {a.warmup} warm-up, "
           f"1 channel, random data, CPU")
-    runs = [(size, fw) for size in sizes for fw in a.frameworks]
+    if set(a.precision) != {"fp32"} and {"keras", "keras-xla"} & set(a.frameworks):
+        p.error("--precision bf16: keras_impl has no bf16 yet; time it with --frameworks pytorch jax")
+    runs = [(size, fw, prec) for size in sizes for prec in a.precision for fw in a.frameworks]
     if a.peer:
-        runs += [(size, "peer") for size in sizes if size == 64]
+        runs += [(size, "peer", "fp32") for size in sizes if size == 64]
     results, about, ours = {}, {}, {}
     for _ in range(a.repeats):
-        for size, fw in runs:
+        for size, fw, prec in runs:
             ngf, ndf = (a.width, a.width) if a.width else (own.get("ngf", size), own.get("ndf", size))
             width = f"{ngf}" if ngf == ndf else f"{ngf}/{ndf}"
             out = subprocess.run([sys.executable, "-m", "benchmarks.step_time", "--child", fw, str(size),
                                   str(ngf), str(ndf), "--arch", a.arch, "--batch-size", str(a.batch_size),
-                                  "--steps", str(a.steps), "--warmup", str(a.warmup)]
+                                  "--steps", str(a.steps), "--warmup", str(a.warmup), "--precision", prec]
                                  + (["--peer", a.peer] if fw == "peer" else []),
                                  capture_output=True, text=True)
             if out.returncode != 0:
-                print(f"{PEER if fw == 'peer' else fw} {size}px failed:\n{out.stderr[-2000:]}")
+                print(f"{PEER if fw == 'peer' else fw} {size}px {prec} failed:\n{out.stderr[-2000:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             about.setdefault(fw, r["about"])
-            results.setdefault((size, width, fw), []).append(r)
+            results.setdefault((size, width, fw, prec), []).append(r)
             if fw == "peer":
                 cfg = Config(arch=a.arch, image_size=size, channels=1, nz=100, ngf=ngf, ndf=ndf)
                 ours[size, width] = (totals(generator_spec(cfg))[0], totals(discriminator_spec(cfg))[0])
@@ -139,20 +145,23 @@ def main(argv=None):
             print(f"  {PEER if fw == 'peer' else fw}: {about[fw]}")
     names = {fw: fw for fw in FRAMEWORKS} | {"peer": PEER}
     order = [*FRAMEWORKS, "peer"]
-    w = max(len(names[fw]) for (_, _, fw) in results) if results else 10
-    print(f"\n{'size':>5} {'ngf/ndf':>7} {'framework':<{w}} {'median s/step':>14} {'min':>8} {'first step':>11} {'vs pytorch':>11}")
-    for (size, width, fw), rs in sorted(results.items(), key=lambda kv: (kv[0][0], order.index(kv[0][2]))):
-        med = statistics.median(r["median"] for r in rs)
-        base = results.get((size, width, "pytorch"))
-        ratio = med / statistics.median(r["median"] for r in base) if base else float("nan")
-        print(f"{size:>5} {width:>7} {names[fw]:<{w}} {med:>14.4f} {min(r['min'] for r in rs):>8.4f} "
-              f"{statistics.median(r['first'] for r in rs):>11.3f} {ratio:>10.2f}x")
+    w = max(len(names[fw]) for (_, _, fw, _) in results) if results else 10
+    median = lambda rs: statistics.median(r["median"] for r in rs) if rs else float("nan")
+    print(f"\n{'size':>5} {'ngf/ndf':>7} {'framework':<{w}} {'prec':>4} {'median s/step':>14} {'min':>8} "
+          f"{'first step':>11} {'vs pytorch':>11} {'vs fp32':>8}")
+    for (size, width, fw, prec), rs in sorted(results.items(), key=lambda kv: (kv[0][0], order.index(kv[0][2]),
+                                                                              PRECISIONS.index(kv[0][3]))):
+        med = median(rs)
+        ratio = med / median(results.get((size, width, "pytorch", prec)))   # same precision
+        speedup = median(results.get((size, width, fw, "fp32"))) / med        # > 1: faster than fp32
+        print(f"{size:>5} {width:>7} {names[fw]:<{w}} {prec:>4} {med:>14.4f} {min(r['min'] for r in rs):>8.4f} "
+              f"{statistics.median(r['first'] for r in rs):>11.3f} {ratio:>10.2f}x {speedup:>7.2f}x")
     if a.peer:
         print()
         if 64 not in sizes:
             print(f"{PEER}: not timed: its networks make 64x64 only (five fixed layers), and --sizes "
                   f"{' '.join(map(str, sizes))} has no 64")
-        for (size, width, fw), rs in results.items():
+        for (size, width, fw, _), rs in results.items():
             if fw == "peer":
                 print("\n".join(peer_notes(a.peer, rs, ours[size, width])))
 

@@ -76,7 +76,19 @@ def test_step_time_prints_the_machine_block_and_its_parent_imports_no_framework(
     head, table = stdout.split("\n\n size", 1)
     assert "machine: " in head and "  instruction sets: AVX2 " in head and "  cores: " in head
     assert re.search(r"  pytorch: torch \S+, oneDNN \(mkldnn\) (available|NOT available), \d+ threads", head)
-    assert re.search(r"\n\s+16\s+4 pytorch\s+\d", table)
+    assert re.search(r"\n\s+16\s+4 pytorch\s+fp32\s+\d", table)
+
+
+def test_step_time_times_fp32_and_bf16_side_by_side():
+    out = run_cli("benchmarks.step_time", "--frameworks", "pytorch", "--precision", "fp32", "bf16", *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = re.findall(r"\n\s+16\s+4 pytorch\s+(fp32|bf16)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+([\d.]+)x", out.stdout)
+    assert [r[0] for r in rows] == ["fp32", "bf16"] and rows[0][1] == "1.00", out.stdout
+
+
+def test_step_time_refuses_bf16_for_keras_in_one_line():
+    out = run_cli("benchmarks.step_time", "--frameworks", "keras", "--precision", "bf16", *TINY)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "bf16" in out.stderr
 
 
 def test_peer_given_as_a_missing_file_is_one_line_and_exit_2(tmp_path):
@@ -133,5 +145,5 @@ def test_peer_row_runs_the_real_main_py_on_the_same_networks():
                   "--batch-size", "4", "--steps", "2", "--warmup", "1", "--peer", str(PEER))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"\n  pytorch/examples dcgan \(peer\): torch \S+, .*torchvision ", out.stdout)
-    assert re.search(r"\n\s+64\s+4 pytorch/examples dcgan \(peer\)\s+\d", out.stdout)
+    assert re.search(r"\n\s+64\s+4 pytorch/examples dcgan \(peer\)\s+fp32\s+\d", out.stdout)
     assert "the same as pytorch_impl's." in out.stdout      # its G and D: our parameter counts
