@@ -173,3 +173,12 @@ def test_resume_keeps_the_runs_precision(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_config(["--resume", str(tmp_path), "--precision", "bf16"], "train")
     assert "--precision bf16 (run has fp32)" in capsys.readouterr().err
+
+
+def test_keras_refuses_bf16_until_it_has_it(tmp_path):
+    """keras_impl has no mixed precision yet: a bf16 run must not train in float32 and
+    write "bf16" into its config.json."""
+    r = run_cli("keras_impl.train", *helpers.TINY, "--max-steps", "1", "--precision", "bf16",
+                "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
+    assert "--precision bf16" in r.stderr and not (tmp_path / "r").exists()
