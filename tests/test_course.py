@@ -209,3 +209,15 @@ def test_an_unknown_lesson_is_a_user_error(course_dir):
     write_lesson(course_dir, LESSON)
     with pytest.raises(UserError, match="no lesson '09'"):
         build.main(["09"])
+
+
+def test_the_checks_and_the_build_load_no_framework():
+    # course/check.py is NumPy only: a student's kernel pays for no framework it did not import
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    code = ("import sys, course.check, course.build, course.start; "
+            "print(' '.join(m for m in ('torch', 'jax', 'tensorflow', 'keras') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == []
