@@ -221,3 +221,16 @@ def test_the_checks_and_the_build_load_no_framework():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == []
+
+
+def test_run_sh_course_reaches_jupyterlab(tmp_path):
+    # the README's one command, without starting a server: --help goes to JupyterLab itself
+    import os
+    import subprocess
+    from tests.conftest import ROOT
+    from tests.helpers import standin_venv
+    env = dict(os.environ, DCGAN_VENV=str(standin_venv(tmp_path / "venv", ROOT)))
+    r = subprocess.run([str(ROOT / "run.sh"), "course", "--help"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("JupyterLab") and "creating" not in r.stderr
