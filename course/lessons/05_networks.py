@@ -261,7 +261,7 @@ for col, (arch, (c, m, samples, _)) in enumerate(runs.items()):
         ax.plot(runfiles.smooth(m[k], 20), label=label)
     ax.set(ylim=(0, 1), title=f"--arch {arch}", xlabel="step")
     ax.axhline(0.5, color="grey", lw=0.5, ls="--")
-    axes[1, col].imshow(runfiles.grid(samples[:16], nrow=4)[..., 0], cmap="gray")
+    axes[1, col].imshow(runfiles.grid(samples[:16], nrow=4)[..., 0], cmap="gray", vmin=0, vmax=255)
     axes[1, col].axis("off")
 axes[0, 0].legend()
 fig.tight_layout()
@@ -294,7 +294,7 @@ dirs = {"dcgan (default)": "results/pytorch-cpu-default", "cs231n": "results/pyt
         "paper": "results/pytorch-cpu-paper"}
 fig, axes = plt.subplots(2, 3, figsize=(13, 8), gridspec_kw={"height_ratios": [1.3, 1]})
 for col, (name, d) in enumerate(dirs.items()):
-    axes[0, col].imshow(plt.imread(f"{d}/final_grid.png"), cmap="gray")
+    axes[0, col].imshow(plt.imread(f"{d}/final_grid.png"), cmap="gray", vmin=0, vmax=1)
     axes[0, col].set_title(name)
     axes[1, col].imshow(plt.imread(f"{d}/d_outputs.png"))
     for ax in axes[:, col]:
