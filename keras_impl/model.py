@@ -42,7 +42,8 @@ class BatchNorm(layers.BatchNormalization):
     def call(self, x, training=None):
         if not training:
             return super().call(x, training=False)     # moving statistics
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync if self.synchronized else 1
+        replica = tf.distribute.get_replica_context()   # None in a strategy's cross-replica context
+        replicas = replica.num_replicas_in_sync if self.synchronized and replica else 1
         mean, var = ops.moments(x, axes=tuple(range(len(x.shape) - 1)),   # biased, (C,)
                                 synchronized=replicas > 1)
         n = ops.cast(ops.size(x) // ops.shape(x)[-1] * replicas, x.dtype)
