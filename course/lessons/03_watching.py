@@ -202,15 +202,15 @@ summary("healthy", healthy)
 # %% [markdown]
 # ### G's progression
 #
-# The same fixed `z` after each number of steps (step 0: before training): what
-# `progress.gif` animates.
+# The same fixed `z` after each number of steps: what `progress.gif` animates. At step
+# 0, before training, G's output is close to 0 everywhere: mid-grey.
 
 # %%
 def show_grids(grids):
     """{step or title: samples} as small grids in a row."""
     fig, axes = plt.subplots(1, len(grids), figsize=(2.2 * len(grids), 1.6))
     for ax, (key, x) in zip(np.atleast_1d(axes), grids.items()):
-        ax.imshow(runfiles.grid(x[:16], nrow=4)[..., 0], cmap="gray")
+        ax.imshow(runfiles.grid(x[:16], nrow=4)[..., 0], cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"step {key}" if isinstance(key, int) else key, fontsize=9)
         ax.axis("off")
     plt.show()
@@ -280,7 +280,8 @@ print(f"mean change of D(x) from step to step: healthy {noise(healthy_400):.3f},
 show_grids({f"healthy, step {FAIL_STEPS}": grids[FAIL_STEPS], f"lr x10, step {FAIL_STEPS}": lr10_grids[FAIL_STEPS]})
 
 # %% [markdown]
-# At this tiny size it does not blow up: the samples are no worse. What changes is
+# At this tiny size it does not blow up: the samples are no worse (the judge agrees, at
+# the end of the lesson). What changes is
 # visible in the numbers above: each update of D moves `D(G(z))` much further (the
 # before/after gap), and `D(x)` jumps more from step to step. Each player overshoots
 # and the other has to catch up; in larger networks and longer runs that is where
