@@ -61,7 +61,7 @@ def show(images01, title, n=32):
     """Images in [0, 1], (N, 28, 28), as one grid (common.runfiles.grid)."""
     g = runfiles.grid(np.asarray(images01[:n], np.float32)[..., None] * 2 - 1, nrow=16)
     plt.figure(figsize=(8, 1.3))
-    plt.imshow(g[..., 0], cmap="gray")
+    plt.imshow(g[..., 0], cmap="gray", vmin=0, vmax=255)
     plt.axis("off")
     plt.title(title)
     plt.show()
