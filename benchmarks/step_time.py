@@ -114,8 +114,6 @@ def main(argv=None):
     described = machine.describe()                 # its load before the children add theirs
     print(f"--arch {a.arch}, batch {a.batch_size}, {a.steps} timed steps after {a.warmup} warm-up, "
           f"1 channel, random data, CPU")
-    if set(a.precision) != {"fp32"} and {"keras", "keras-xla"} & set(a.frameworks):
-        p.error("--precision bf16: keras_impl has no bf16 yet; time it with --frameworks pytorch jax")
     runs = [(size, fw, prec) for size in sizes for prec in a.precision for fw in a.frameworks]
     if a.peer:
         runs += [(size, "peer", "fp32") for size in sizes if size == 64]

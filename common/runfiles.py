@@ -33,7 +33,6 @@ class Diverged(UserError):
 
 COLUMNS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "d_fake_after", "seconds"]
 METRICS = COLUMNS[2:7]
-BF16_FRAMEWORKS = ("pytorch", "jax")   # those whose train honours --precision bf16
 
 
 # ----------------------------------------------------------------------------------------
@@ -416,9 +415,6 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,
     from .spec import discriminator_spec, generator_spec
     cfg = cfg.resolve(profile)
     cfg.framework = framework
-    if cfg.precision != "fp32" and framework not in BF16_FRAMEWORKS:
-        raise UserError(f"--precision {cfg.precision}: {framework}_impl has no mixed precision "
-                        "yet (issue 14); leave the flag out, or train with pytorch_impl or jax_impl")
     cfg.channels = dataset_channels(cfg)
     cfg.out = cfg.out or default_out(cfg, framework)
     generator_spec(cfg), discriminator_spec(cfg)            # a bad --image-size fails here

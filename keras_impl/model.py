@@ -40,8 +40,11 @@ class BatchNorm(layers.BatchNormalization):
         super().__init__(momentum=momentum, epsilon=epsilon, synchronized=synchronized, **kwargs)
 
     def call(self, x, training=None):
+        # --precision bf16: bfloat16 maps in, statistics in float32, bfloat16 out; the
+        # variables are float32 under Keras' mixed policy (its variable_dtype)
+        dtype, x = x.dtype, ops.cast(x, "float32")
         if not training:
-            return super().call(x, training=False)     # moving statistics
+            return ops.cast(super().call(x, training=False), dtype)     # moving statistics
         replica = tf.distribute.get_replica_context()   # None in a strategy's cross-replica context
         replicas = replica.num_replicas_in_sync if self.synchronized and replica else 1
         mean, var = ops.moments(x, axes=tuple(range(len(x.shape) - 1)),   # biased, (C,)
@@ -50,8 +53,8 @@ class BatchNorm(layers.BatchNormalization):
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
         self.moving_variance.assign(self.moving_variance * m + var * (n / (n - 1)) * (1 - m))
-        return ops.batch_normalization(x, mean, var, axis=-1, offset=self.beta,
-                                       scale=self.gamma, epsilon=self.epsilon)
+        return ops.cast(ops.batch_normalization(x, mean, var, axis=-1, offset=self.beta,
+                                                scale=self.gamma, epsilon=self.epsilon), dtype)
 
 
 def init():

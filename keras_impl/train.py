@@ -162,7 +162,14 @@ class GAN(keras.Model):
     def __init__(self, cfg: Config, **kwargs):
         super().__init__(**kwargs)
         self.cfg = cfg
-        self.generator, self.discriminator = build(cfg, cfg.seed)
+        # --precision bf16: Keras' "mixed_bfloat16" policy, bfloat16 computation with float32
+        # variables, for the layers built now; the global policy is put back after
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_bfloat16" if cfg.precision == "bf16" else "float32")
+        try:
+            self.generator, self.discriminator = build(cfg, cfg.seed)
+        finally:
+            keras.config.set_dtype_policy(previous)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)  # mean over the batch
         # keras.metrics are running means, reset by fit when an epoch begins: what fit's
         # History reports. The run files take each step's own values from train_step.
@@ -220,6 +227,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as d_tape:
             d_real = self.discriminator(real, training=True)  # real and fake in two calls, so
             d_fake = self.discriminator(fake, training=True)  # BatchNorm normalises each alone;
+            d_real, d_fake = ops.cast(d_real, "float32"), ops.cast(d_fake, "float32")  # float32
             d_loss = (self.bce(ones, d_real)                   # fake was made outside d_tape, so
                       + self.bce(zeros, d_fake))               # D's loss cannot reach G (detach())
             d_share = d_loss / n                               # this replica's share (see above)
@@ -228,7 +236,7 @@ class GAN(keras.Model):
 
         # (2) Update G: maximize log D(G(z)) (the non-saturating loss), with the updated D
         with g_tape:                  # back on the tape that recorded G(z) above
-            d_fake_after = self.discriminator(fake, training=True)
+            d_fake_after = ops.cast(self.discriminator(fake, training=True), "float32")
             g_loss = self.bce(ones, d_fake_after)
             g_share = g_loss / n
         g_vars = self.generator.trainable_variables
@@ -248,7 +256,7 @@ class GAN(keras.Model):
 
 def generate(generator, z: np.ndarray) -> np.ndarray:
     """G(z) in inference mode (BatchNorm running statistics) as (N, H, W, C) float32."""
-    return ops.convert_to_numpy(generator(z, training=False))
+    return ops.convert_to_numpy(generator(z, training=False)).astype(np.float32)   # bf16: float32
 
 
 # ========================================================================================

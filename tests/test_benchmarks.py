@@ -86,11 +86,6 @@ def test_step_time_times_fp32_and_bf16_side_by_side():
     assert [r[0] for r in rows] == ["fp32", "bf16"] and rows[0][1] == "1.00", out.stdout
 
 
-def test_step_time_refuses_bf16_for_keras_in_one_line():
-    out = run_cli("benchmarks.step_time", "--frameworks", "keras", "--precision", "bf16", *TINY)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "bf16" in out.stderr
-
-
 def test_peer_given_as_a_missing_file_is_one_line_and_exit_2(tmp_path):
     out = run_cli("benchmarks.step_time", "--peer", str(tmp_path / "main.py"), *TINY)
     assert out.returncode == 2 and out.stdout == ""

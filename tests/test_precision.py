@@ -1,4 +1,4 @@
-"""--precision bf16: bfloat16 arithmetic with float32 state, in PyTorch and JAX.
+"""--precision bf16: bfloat16 arithmetic with float32 state, in PyTorch, JAX and Keras.
 
 The tolerances come from bfloat16's precision. A bfloat16 number has 8 significant bits
 (7 stored and the implicit one), so rounding a value to it changes it by at most
@@ -110,7 +110,27 @@ def test_jax_bf16_step_computes_in_bfloat16():
 
 
 # ----------------------------------------------------------------------------------------
-# the two frameworks in bf16, each in its own process (tests/crossfw/driver.py)
+# Keras
+
+def test_keras_bf16_step_keeps_float32_state():
+    from tests.crossfw import adapt_keras
+    s, m = one_step(adapt_keras, "bf16")
+    assert all(np.isfinite(v) for v in m.values())
+    for net in (s.gan.generator, s.gan.discriminator):
+        convs = [l for l in net._flatten_layers() if l.__class__.__name__.startswith("Conv")]
+        assert convs and all(l.compute_dtype == "bfloat16" for l in convs)
+        assert all(str(v.dtype) == "float32" for v in net.weights)   # BatchNorm's moving stats too
+    opt_vars = s.gan.d_optimizer.variables + s.gan.g_optimizer.variables
+    assert all(str(v.dtype) == "float32" for v in opt_vars if "iteration" not in v.path)
+
+
+def test_keras_bf16_step_computes_in_bfloat16():
+    from tests.crossfw import adapt_keras
+    check_bf16_step_differs_within_bound(adapt_keras)
+
+
+# ----------------------------------------------------------------------------------------
+# the three frameworks in bf16, each in its own process (tests/crossfw/driver.py)
 
 def run_driver(fw, tmp_path, precision):
     z, real = draw_inputs(CFG, np.random.default_rng(2))
@@ -125,14 +145,15 @@ def run_driver(fw, tmp_path, precision):
         return {k: f[k] for k in f.files}
 
 
-def test_bf16_step_agrees_between_pytorch_and_jax(tmp_path):
+@pytest.mark.parametrize("other", ["jax", "keras"])
+def test_bf16_step_agrees_between_frameworks(other, tmp_path):
     """Each framework's bf16 metrics lie within BOUND of the float32 ones (which agree to
     1e-5), so the two lie within 2 BOUND of each other. The running statistics are
     0.9 old + 0.1 of the batch's: a mean moves by at most 0.1 of the BOUND-relative error
     of the maps, a variance (a square) by twice that. The weights: Adam's first step moves
     each by lr g / (|g| + eps), that is +-lr whatever |g| is, so a weight agrees exactly
     unless bf16 flipped the sign of a gradient that was near zero: most must agree."""
-    pt, jx = run_driver("pytorch", tmp_path, "bf16"), run_driver("jax", tmp_path, "bf16")
+    pt, jx = run_driver("pytorch", tmp_path, "bf16"), run_driver(other, tmp_path, "bf16")
     limit = bound(float(np.abs(pt["forward:d_train"]).max()))
     np.testing.assert_allclose(pt["steps:metrics"], jx["steps:metrics"], rtol=0, atol=2 * limit)
     keys = [k for k in pt if k.startswith("steps:step1.")]
@@ -149,7 +170,7 @@ def test_bf16_step_agrees_between_pytorch_and_jax(tmp_path):
 # ----------------------------------------------------------------------------------------
 # real runs and the flag
 
-@pytest.mark.parametrize("package", ["pytorch_impl", "jax_impl"])
+@pytest.mark.parametrize("package", ["pytorch_impl", "jax_impl", "keras_impl"])
 def test_short_bf16_run(package, tmp_path):
     import importlib
     train = importlib.import_module(f"{package}.train").train
@@ -174,11 +195,3 @@ def test_resume_keeps_the_runs_precision(tmp_path, capsys):
         parse_config(["--resume", str(tmp_path), "--precision", "bf16"], "train")
     assert "--precision bf16 (run has fp32)" in capsys.readouterr().err
 
-
-def test_keras_refuses_bf16_until_it_has_it(tmp_path):
-    """keras_impl has no mixed precision yet: a bf16 run must not train in float32 and
-    write "bf16" into its config.json."""
-    r = run_cli("keras_impl.train", *helpers.TINY, "--max-steps", "1", "--precision", "bf16",
-                "--out", str(tmp_path / "r"))
-    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
-    assert "--precision bf16" in r.stderr and not (tmp_path / "r").exists()
