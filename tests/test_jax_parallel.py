@@ -1,6 +1,7 @@
 """jax_impl data parallel (issue 16): `--devices 2` over two XLA host devices is the same
 algorithm as one device. JAX fixes its device count when it starts, so each check runs in
-a child process with XLA_FLAGS=--xla_force_host_platform_device_count=2."""
+a child process with XLA_FLAGS=--xla_force_host_platform_device_count=2. The same
+step under shard_map, with per-device BatchNorm statistics, is shown to be another one."""
 import json
 import os
 import subprocess
@@ -104,6 +105,144 @@ def test_two_devices_step_equals_one_device_step():
     assert report["metrics"][0] < 1e-5 and report["state"][0] < 1e-5, report
     assert max(report["metrics"]) < 1e-4 and max(report["state"]) < 1e-4, report
     assert report["counts_equal"]
+
+
+# ----------------------------------------------------------------------------------------
+# (2b) why it matters: the same step with per-device BatchNorm is another algorithm
+
+def child_per_device_bn():
+    """Run in the child: jax_impl's own train_step under nnx.shard_map, where each device
+    sees only its slice of (real, z), so every BatchNorm normalises with its slice's
+    statistics. train_step cannot be asked to average the gradients (under jit on global
+    arrays XLA does it), so the optimisers do: optax.chain(average_gradients(), adam),
+    whose first link is a pmean over the mesh axis; the optimizer is train_step's own
+    argument, so jax_impl is unchanged. After the step the BatchNorm running statistics,
+    the one state each device now holds differently, are pmean'd too, so that the state
+    stays replicated (out_specs P()). Checks of the wrapper itself: on a 1-device mesh,
+    and on 2 devices given the same half-batch twice, it equals the ordinary step."""
+    import jax
+    import optax
+    from flax import nnx
+    from jax.sharding import PartitionSpec as P
+
+    from common.config import ADAM_EPS, Config
+    from jax_impl.model import build, to_portable
+    from jax_impl.train import flat_state, step_metrics, train_step
+
+    cfg = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=16)
+    devices = jax.devices("cpu")
+    assert len(devices) == 2, devices
+    adam = optax.adam(cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=ADAM_EPS)
+
+    def average_gradients():
+        def update(grads, state, params=None):
+            return jax.lax.pmean(grads, "batch"), state
+        return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+    def setup(tx):
+        generator, discriminator = build(cfg, 0)
+        objs = (generator, discriminator, nnx.Optimizer(generator, tx, wrt=nnx.Param),
+                nnx.Optimizer(discriminator, tx, wrt=nnx.Param))
+        generator.train(), discriminator.train()
+        return objs
+
+    rows_seen = []
+
+    def per_device_step(mesh):
+        # check_vma=False: model.py's conv_transpose is a jax.custom_vjp, and the vma
+        # checker types its kernel gradient as device-varying for a replicated kernel;
+        # every output is pmean'd below, so out_specs P() holds all the same
+        # (test: replicas_disagree)
+        @nnx.jit
+        @nnx.shard_map(mesh=mesh, in_specs=(P(), P(), P(), P(), P("batch"), P("batch")),
+                       out_specs=P(), check_vma=False)
+        def step(generator, discriminator, g_optimizer, d_optimizer, real, z):
+            rows_seen.append(real.shape[0])               # at trace time: one slice's rows
+            values = train_step(generator, discriminator, g_optimizer, d_optimizer, real, z)
+            for model in (generator, discriminator):
+                nnx.update(model, jax.lax.pmean(nnx.state(model, nnx.BatchStat), "batch"))
+            return jax.lax.pmean(values, "batch")        # equal slices: the global means
+        return step
+
+    def everything(objs, values):
+        """Metrics, weights, BatchNorm running statistics and Adam's state, as NumPy, under
+        the ordinary step's names (the chain's Adam state is one level down)."""
+        generator, discriminator, g_opt, d_opt = objs
+        out = {f"metrics/{k}": np.float32(v) for k, v in step_metrics(values).items()}
+        out.update({f"portable/{k}": v for k, v in to_portable(generator, discriminator).items()})
+        for name, opt in (("g_opt", g_opt), ("d_opt", d_opt)):
+            out.update({f"{name}/{k.replace('opt_state/1/', 'opt_state/', 1)}": np.asarray(v)
+                        for k, v in flat_state(opt).items()})
+        return out
+
+    def largest(a, b, keep=lambda k: True):
+        assert a.keys() == b.keys(), sorted(a.keys() ^ b.keys())[:5]
+        return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a
+                   if keep(k) and a[k].dtype.kind == "f")
+
+    def ordinary(real, z):
+        objs = setup(adam)
+        return everything(objs, train_step(*objs, real, z))
+
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (16, 16, 16, 1)).astype(np.float32)
+    z = rng.standard_normal((16, 16)).astype(np.float32)
+    both = jax.sharding.Mesh(np.array(devices), ("batch",))
+    step2 = per_device_step(both)
+    report = {}
+
+    # the synchronised step: jax_impl's ordinary train_step on the whole batch (test (1):
+    # the same to 1e-5 as that step on the 2-device mesh with global arrays)
+    sync = ordinary(real, z)
+    # the per-device step, 8 images on each device
+    objs = setup(optax.chain(average_gradients(), adam))
+    per_device = everything(objs, step2(*objs, real, z))
+    report["rows_seen"] = sorted(set(rows_seen))
+    kernels = [v for v in jax.tree_util.tree_leaves(nnx.state(objs[1], nnx.Param))]
+    report["replica_devices"] = len(kernels[0].sharding.device_set)
+    report["replicas_disagree"] = max(
+        float(np.max(np.abs(np.asarray(k.addressable_shards[0].data) - np.asarray(k.addressable_shards[1].data))))
+        for k in kernels)
+    stats = lambda k: k.endswith(weights.RUNNING_STATS)
+    report["per_device"] = {
+        "metrics": largest(sync, per_device, lambda k: k.startswith("metrics/")),
+        "weights": largest(sync, per_device, lambda k: k.startswith("portable/") and not stats(k)),
+        "running stats": largest(sync, per_device, stats),
+        "Adam moments": largest(sync, per_device, lambda k: "_opt/" in k),
+        "state": largest(sync, per_device, lambda k: not k.startswith("metrics/"))}
+    report["counts_equal"] = all(np.array_equal(sync[k], per_device[k]) for k in sync
+                                 if sync[k].dtype.kind != "f")
+
+    # control (a): the wrapper on a 1-device mesh, where a slice is the whole batch
+    one = jax.sharding.Mesh(np.array(devices[:1]), ("batch",))
+    objs = setup(optax.chain(average_gradients(), adam))
+    report["control_one_device"] = largest(sync, everything(objs, per_device_step(one)(*objs, real, z)))
+    # control (b): the 2-device wrapper given the same 8 images and z on both devices,
+    # where each device's statistics are those of the global batch: the ordinary step
+    # on those 8
+    twice = np.concatenate([real[:8]] * 2), np.concatenate([z[:8]] * 2)
+    objs = setup(optax.chain(average_gradients(), adam))
+    report["control_same_halves"] = largest(ordinary(real[:8], z[:8]), everything(objs, step2(*objs, *twice)))
+    print("REPORT " + json.dumps(report))
+
+
+def test_per_device_batchnorm_is_another_algorithm():
+    r = run_child("-c", "import tests.test_jax_parallel as t; t.child_per_device_bn()")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout.split("REPORT ", 1)[1])
+    print(f"\n{report}")
+    # the wrapper is a data-parallel step: each device saw 8 of the 16 images, and the
+    # averaged gradients left the same weights on both devices
+    assert report["rows_seen"] == [8] and report["replica_devices"] == 2
+    assert report["replicas_disagree"] == 0.0 and report["counts_equal"]
+    # (1) the wrapper itself is right: where each device's BatchNorm statistics are the
+    # whole batch's, it is the ordinary step to 1e-5
+    assert report["control_one_device"] < 1e-5 and report["control_same_halves"] < 1e-5, report
+    # (2) per-device BatchNorm, one step: far outside the tolerance
+    per_device = report["per_device"]
+    print("per-device BatchNorm vs synchronised, one step: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in per_device.items()))
+    assert per_device["metrics"] > 10 * 1e-5 and per_device["state"] > 100 * 1e-5, report
 
 
 # ----------------------------------------------------------------------------------------
