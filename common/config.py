@@ -247,8 +247,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS,
                    help="the step's arithmetic: fp32, or bf16 (convolutions and matmuls in "
                    "bfloat16; parameters, Adam, BatchNorm statistics and losses float32). "
-                   "Faster only where the hardware has bfloat16 (a GPU; a CPU with "
-                   "AVX512-BF16 or AMX); default: fp32")
+                   "Faster only where the hardware has fast bfloat16 (a GPU; a CPU with "
+                   "AMX); measure: benchmarks.step_time --precision fp32 bf16; default: fp32")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
     p.add_argument("--init-weights", metavar="FILE",
