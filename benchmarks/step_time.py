@@ -32,6 +32,8 @@ import sys
 
 FRAMEWORKS = ("pytorch", "jax", "keras", "keras-xla")
 PEER = "pytorch/examples dcgan (peer)"        # the --peer row's name in the table
+TIMED = ("fp32", "bf16")                      # train's --precision but auto: both are timed to
+                                              # see which auto should pick
 
 
 def child(fw: str, arch: str, size: int, ngf: int, ndf: int, batch: int, steps: int, warmup: int,
@@ -72,7 +74,7 @@ def peer_notes(path: str, rs: list[dict], ours: tuple[int, int]) -> list[str]:
 
 def main(argv=None):
     from common import machine
-    from common.config import ARCH_DEFAULTS, ARCHS, PRECISIONS, ArgumentParser, Config, UserError
+    from common.config import ARCH_DEFAULTS, ARCHS, ArgumentParser, Config, UserError
     from common.spec import discriminator_spec, generator_spec, totals
     p = ArgumentParser(prog="python -m benchmarks.step_time", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,7 +88,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp32"],
+    p.add_argument("--precision", nargs="+", choices=TIMED, default=["fp32"],
                    help="the step's arithmetic (train's --precision); give both, fp32 bf16, to "
                    "time them side by side in one run (default: fp32)")
     p.add_argument("--peer", metavar="PATH",
@@ -148,7 +150,7 @@ def main(argv=None):
     print(f"\n{'size':>5} {'ngf/ndf':>7} {'framework':<{w}} {'prec':>4} {'median s/step':>14} {'min':>8} "
           f"{'first step':>11} {'vs pytorch':>11} {'vs fp32':>8}")
     for (size, width, fw, prec), rs in sorted(results.items(), key=lambda kv: (kv[0][0], order.index(kv[0][2]),
-                                                                              PRECISIONS.index(kv[0][3]))):
+                                                                              TIMED.index(kv[0][3]))):
         med = median(rs)
         ratio = med / median(results.get((size, width, "pytorch", prec)))   # same precision
         speedup = median(results.get((size, width, fw, "fp32"))) / med        # > 1: faster than fp32

@@ -29,8 +29,10 @@ N_FIXED = 64           # fixed-noise samples drawn for the per-epoch grid (8 x 8
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "folder", "synthetic")
 DEVICES = ("auto", "cpu", "gpu")
-PRECISIONS = ("fp32", "bf16")  # the arithmetic of the step; parameters, Adam and BatchNorm
-                               # statistics are float32 in both (README, Mixed precision)
+PRECISIONS = ("fp32", "bf16", "auto")  # the arithmetic of the step; parameters, Adam and
+                               # BatchNorm statistics are float32 in both. auto: bf16 where the
+                               # hardware has fast bfloat16, fp32 elsewhere (machine.auto_precision);
+                               # config.json records what it became
 Z_DISTS = ("normal", "uniform")   # z ~ N(0, 1), or z ~ U(-1, 1)
 
 # The networks (common/spec.py) and the defaults each brings for flags the user did not
@@ -102,7 +104,8 @@ class Config:
     out: str | None = None
     device: str = "auto"
     devices: int = 1                 # data parallel over this many devices (PyTorch: processes)
-    precision: str = "fp32"          # fp32, or bf16: bfloat16 arithmetic, float32 state
+    precision: str = "fp32"          # fp32, or bf16: bfloat16 arithmetic, float32 state (auto
+                                     # is resolved with the device, see start_run)
     resume: str | None = None
     init_weights: str | None = None  # a portable weights file the run starts from
     # Filled in by the run, recorded in config.json for the reader of a run directory.
@@ -248,7 +251,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="the step's arithmetic: fp32, or bf16 (convolutions and matmuls in "
                    "bfloat16; parameters, Adam, BatchNorm statistics and losses float32). "
                    "Faster only where the hardware has fast bfloat16 (a GPU; a CPU with "
-                   "AMX); measure: benchmarks.step_time --precision fp32 bf16; default: fp32")
+                   "AMX); measure: benchmarks.step_time --precision fp32 bf16. auto: bf16 on "
+                   "a GPU of compute capability 8.0 or more or a CPU with AMX-BF16, fp32 "
+                   "elsewhere; default: fp32")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR exactly where its checkpoint left off")
     p.add_argument("--init-weights", metavar="FILE",
@@ -277,6 +282,8 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
             parser.error(f"--resume {run_dir}: " + ("not a directory: give the run directory "
                          "that train wrote" if run_dir.exists() else "no such run directory"))
         saved = Config.load(run_dir / "config.json")
+        if given.get("precision") == "auto":      # the run keeps the arithmetic it chose
+            del given["precision"]
         clash = {k: (v, getattr(saved, k)) for k, v in given.items()
                  if k not in RESUMABLE_OVERRIDES | {"resume", "out"} and getattr(saved, k) != v}
         if clash:

@@ -72,6 +72,25 @@ def cpu_features(info: dict[str, str] | None = None) -> dict[str, bool] | None:
     return {name: flag in have for name, flag in FEATURES}
 
 
+def auto_precision(gpu_capability: tuple[int, int] | None = None,
+                   features: dict[str, bool] | None = None) -> tuple[str, str]:
+    """What `--precision auto` picks, and why: bf16 where the hardware has bfloat16 units
+    that make it faster, fp32 everywhere else. gpu_capability: the CUDA compute capability
+    of the run's GPU, None for a CPU run. On a CPU, AMX-BF16 is the mark: on our 2-core
+    AVX512-BF16 CPU without AMX, bf16 steps were measured slower than fp32 in PyTorch and
+    Keras (README, Mixed precision), while the issue's AMX machine ran PyTorch's 1.7x faster."""
+    if gpu_capability is not None:
+        cc = ".".join(map(str, gpu_capability))
+        if tuple(gpu_capability) >= (8, 0):
+            return "bf16", f"a GPU of compute capability {cc} (bfloat16 tensor cores from 8.0)"
+        return "fp32", f"a GPU of compute capability {cc}: no bfloat16 tensor cores (they start at 8.0)"
+    f = cpu_features() if features is None else features
+    if f and f.get("AMX-BF16"):
+        return "bf16", "a CPU with AMX-BF16"
+    return "fp32", ("a CPU without AMX-BF16, where bfloat16 was measured slower than float32"
+                    if f is not None else "a CPU whose features could not be read")
+
+
 def cores() -> tuple[int | None, str]:
     """(cores this process may run on, how that was found)."""
     if hasattr(os, "sched_getaffinity"):

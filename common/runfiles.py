@@ -404,16 +404,22 @@ class Run:
 
 
 def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,
-              writer: bool = True) -> Run:
+              writer: bool = True, gpu_capability: tuple[int, int] | None = None) -> Run:
     """Resolve the config for the device, check it, open the run directory (new, or the
     one to resume) and load the data. config.json is written by Run.begin, once the
     checkpoint's step has been checked too. writer=False (the other processes of a
     data-parallel run): the same, but the directory is left to the writer, and nothing
-    is printed."""
+    is printed. gpu_capability: the CUDA compute capability of a GPU run, for
+    --precision auto (machine.auto_precision); None on a CPU."""
     from .data import Batches, dataset_channels, load_images
     from .config import default_out
     from .spec import discriminator_spec, generator_spec
     cfg = cfg.resolve(profile)
+    if cfg.precision == "auto":
+        from .machine import auto_precision
+        cfg.precision, why = auto_precision(gpu_capability)
+        if writer:
+            print(f"--precision auto: {cfg.precision} ({why})")
     cfg.framework = framework
     cfg.channels = dataset_channels(cfg)
     cfg.out = cfg.out or default_out(cfg, framework)

@@ -240,7 +240,10 @@ def train(cfg):
                 f"{cfg.batch_size // len(devices)} images each)" if len(devices) > 1 else "")
     print(f"device: {describe_device(device)}; devices: {len(devices)}{parallel}")
     jax.config.update("jax_default_device", device)    # JAX's .to(device): arrays and jitted steps
-    run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.platform == "cpu" else "gpu", CHECKPOINT)
+    capability = getattr(device, "compute_capability", None)      # "9.0" on a CUDA GPU
+    run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.platform == "cpu" else "gpu", CHECKPOINT,
+                             gpu_capability=None if device.platform == "cpu" or not capability
+                             else tuple(int(v) for v in str(capability).split(".")[:2]))
     cfg = run.cfg
 
     generator, discriminator = build(cfg, cfg.seed)

@@ -50,6 +50,14 @@ def pick_device(wanted: str) -> str:
     return "gpu" if gpus and wanted != "cpu" else "cpu"
 
 
+def gpu_capability(device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability of the GPU a run uses (for --precision auto); None on a CPU."""
+    if device != "gpu":
+        return None
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    return tuple(details.get("compute_capability", (0, 0)))
+
+
 def describe_device(device: str) -> str:
     if device == "gpu":
         gpu = tf.config.list_physical_devices("GPU")[0]
@@ -348,7 +356,7 @@ def train(cfg):
     parallel = (f"; data parallel over {n} replicas (tf.distribute.MirroredStrategy, "
                 f"{cfg.batch_size // n} images each)" if n > 1 else "")
     print(f"device: {describe_device(device)}; devices: {n}{parallel}")
-    run = runfiles.start_run(cfg, FRAMEWORK, device, CHECKPOINT)
+    run = runfiles.start_run(cfg, FRAMEWORK, device, CHECKPOINT, gpu_capability=gpu_capability(device))
     cfg = run.cfg
 
     # Made in the strategy's scope, the variables (weights, BatchNorm statistics, Adam's

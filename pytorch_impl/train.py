@@ -309,7 +309,9 @@ def train(cfg):
         dist.barrier()               # is wrong with it) and fetches the data if need be
     with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
         run = runfiles.start_run(cfg, FRAMEWORK, "cpu" if device.type == "cpu" else "gpu",
-                                 CHECKPOINT, writer=rank == 0)   # only rank 0 writes files
+                                 CHECKPOINT, writer=rank == 0,   # only rank 0 writes files
+                                 gpu_capability=torch.cuda.get_device_capability(device)
+                                 if device.type == "cuda" else None)
     if rank == 0 and size > 1:
         dist.barrier()
     cfg = run.cfg

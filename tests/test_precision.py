@@ -195,3 +195,33 @@ def test_resume_keeps_the_runs_precision(tmp_path, capsys):
         parse_config(["--resume", str(tmp_path), "--precision", "bf16"], "train")
     assert "--precision bf16 (run has fp32)" in capsys.readouterr().err
 
+
+
+# ----------------------------------------------------------------------------------------
+# --precision auto
+
+def test_auto_picks_bf16_only_where_the_hardware_has_bfloat16_units():
+    from common.machine import auto_precision
+    no_amx = {"AVX2": True, "AVX-512F": True, "AVX512-BF16": True, "AMX-BF16": False, "AMX-TILE": False}
+    assert auto_precision(None, no_amx)[0] == "fp32"          # AVX512-BF16 alone: measured slower
+    assert auto_precision(None, {**no_amx, "AMX-BF16": True, "AMX-TILE": True})[0] == "bf16"
+    assert auto_precision(None, {})[0] == "fp32"
+    assert auto_precision((8, 0))[0] == "bf16" and auto_precision((9, 0))[0] == "bf16"
+    precision, why = auto_precision((7, 5))
+    assert precision == "fp32" and "7.5" in why
+
+
+@pytest.mark.parametrize("package", ["pytorch_impl", "jax_impl", "keras_impl"])
+@pytest.mark.parametrize("amx", [False, True])
+def test_auto_is_resolved_with_the_device_and_recorded(package, amx, tmp_path, monkeypatch, capsys):
+    import importlib
+    from common import machine
+    features = {name: amx or not name.startswith("AMX") for name, _ in machine.FEATURES}
+    monkeypatch.setattr(machine, "cpu_features", lambda info=None: features)
+    train = importlib.import_module(f"{package}.train").train
+    d = helpers.run_tiny(train, tmp_path / "r", "--max-steps", "1", "--precision", "auto", "--device", "cpu")
+    expected = "bf16" if amx else "fp32"
+    assert json.loads((d / "config.json").read_text())["precision"] == expected
+    assert f"--precision auto: {expected} (a CPU with" in capsys.readouterr().out
+    # resuming with auto keeps the arithmetic the run chose, whatever auto would say now
+    assert parse_config(["--resume", str(d), "--precision", "auto"], "train").precision == expected
