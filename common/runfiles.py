@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -386,9 +388,12 @@ class Run:
         weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework,
                      step=step, z_dist=self.cfg.z_dist)
 
-    def interrupted(self, step: int) -> None:
-        if self.writer:
-            self.bar.write(f"interrupted at step {step}: checkpoint saved; continue with "
+    def interrupted(self, step: int, hard: bool = False) -> None:
+        if self.writer and hard:
+            self.bar.write(f"interrupted at once by a second Ctrl-C (at step {step}): the checkpoint "
+                           f"of the last finished epoch is kept; continue with --resume {self.dir}")
+        elif self.writer:
+            self.bar.write(f"interrupted after step {step}: checkpoint saved; continue with "
                            f"--resume {self.dir}")
 
     def close(self, step: int) -> None:
@@ -401,6 +406,40 @@ class Run:
         finish(self.dir, f"({self.cfg.framework})")
         if not self.diverged:
             print(f"{step} steps done; run directory {self.dir}")
+
+
+class StepEndCtrlC:
+    """Ctrl-C read at the end of a step instead of wherever it falls. A KeyboardInterrupt
+    between D's update and G's would save a checkpoint with D one update ahead of G and of
+    the step count, and --resume would carry on from it as if nothing had happened. Inside
+    `with StepEndCtrlC() as ctrl_c:` the first Ctrl-C only sets ctrl_c.asked, which the loop
+    reads after each step; a second one interrupts at once (ctrl_c.hard), and then the
+    files of the last finished epoch are kept as they are. The handler found on entry is
+    put back on exit. Nothing is installed outside the main thread (Python's rule) or
+    where SIGINT is ignored (a shell's background job): Ctrl-C stays as it was there."""
+
+    def __enter__(self):
+        self.asked = self.hard = False
+        self.before = None
+        if threading.current_thread() is threading.main_thread():
+            before = signal.getsignal(signal.SIGINT)
+            if before is not signal.SIG_IGN:
+                self.before = before
+                signal.signal(signal.SIGINT, self._first)
+        return self
+
+    def _first(self, *_):
+        self.asked = True
+        signal.signal(signal.SIGINT, self._second)
+
+    def _second(self, *_):
+        self.hard = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            signal.signal(signal.SIGINT, self.before)
+        return False
 
 
 def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,

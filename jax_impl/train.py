@@ -268,27 +268,32 @@ def train(cfg):
 
     generator.train()
     discriminator.train()
-    try:
-        while step < run.last:
-            epoch, start = divmod(step, run.per_epoch)
-            for real in run.batches.epoch(epoch, start):
-                t0 = time.perf_counter()
-                real = jax.device_put(real, batch_at)               # NHWC already: JAX's layout
-                z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist), batch_at)
-                m = step_metrics(train_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
-                step += 1
-                run.log_step(step, m, time.perf_counter() - t0)
-                if step == run.last:
-                    break
-            run.end_epoch(step, generate(generator, run.fixed_noise, state_at))
-            checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        run.interrupted(step)
-        raise
-    finally:
-        run.save_weights(to_portable(generator, discriminator), step)
-        run.close(step)
+    with runfiles.StepEndCtrlC() as ctrl_c:
+        try:
+            while step < run.last:
+                epoch, start = divmod(step, run.per_epoch)
+                for real in run.batches.epoch(epoch, start):
+                    t0 = time.perf_counter()
+                    real = jax.device_put(real, batch_at)               # NHWC already: JAX's layout
+                    z = jax.device_put(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist), batch_at)
+                    m = step_metrics(train_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
+                    step += 1
+                    run.log_step(step, m, time.perf_counter() - t0)
+                    if step == run.last:
+                        break
+                    if ctrl_c.asked:     # Ctrl-C: stop after this whole step (runfiles.StepEndCtrlC)
+                        raise KeyboardInterrupt
+                run.end_epoch(step, generate(generator, run.fixed_noise, state_at))
+                checkpoint()
+        except KeyboardInterrupt:
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+                checkpoint()
+            run.interrupted(step, hard=ctrl_c.hard)
+            raise
+        finally:
+            if not ctrl_c.hard:
+                run.save_weights(to_portable(generator, discriminator), step)
+            run.close(step)
     return run.dir
 
 

@@ -10,7 +10,6 @@ import contextlib
 import io
 import os
 import pickle
-import signal
 import sys
 import time
 import zipfile
@@ -172,17 +171,18 @@ def global_mean(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def stop_at_step_end():
-    """Ctrl-C under torchrun: torchrun passes SIGINT on to each process, which each meets at
-    its own point of a step. Make it a flag instead, which the processes compare after each
-    step, so that they all stop after the same step and rank 0 saves it. Returns the test."""
+def stop_at_step_end(ctrl_c: runfiles.StepEndCtrlC):
+    """Whether to stop after this step: Ctrl-C is a flag read after each step
+    (runfiles.StepEndCtrlC), so a checkpoint never holds D updated and G not. Under torchrun,
+    which passes SIGINT on to every process, each meets it at its own point of a step: the
+    processes compare their flags after each step, so that all stop after the same one and
+    rank 0 saves it."""
     if not dist.is_initialized():
-        return lambda: False               # one process: KeyboardInterrupt where it falls
-    asked = torch.zeros(1)
-    signal.signal(signal.SIGINT, lambda *_: asked.fill_(1))
+        return lambda: ctrl_c.asked
 
     def any_asked() -> bool:
-        flag = asked.to("cuda" if dist.get_backend() == "nccl" else "cpu")  # NCCL: GPU tensors
+        flag = torch.tensor([float(ctrl_c.asked)],
+                            device="cuda" if dist.get_backend() == "nccl" else "cpu")  # NCCL: GPU tensors
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
     return any_asked
@@ -329,7 +329,6 @@ def train(cfg):
         step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, device)
     # what the step trains: with torchrun, the nets in DDP; checkpoints hold the nets inside
     g_train, d_train = data_parallel(generator, device), data_parallel(discriminator, device)
-    stop_asked = stop_at_step_end()
     run.begin(step)
 
     def checkpoint():
@@ -338,29 +337,33 @@ def train(cfg):
 
     generator.train()
     discriminator.train()
-    try:
-        while step < run.last:
-            epoch, start = divmod(step, run.per_epoch)
-            for real in run.batches.epoch(epoch, start):
-                t0 = time.perf_counter()
-                real = torch.from_numpy(my_slice(real)).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
-                z = torch.from_numpy(my_slice(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist))).to(device)
-                m = train_step(g_train, d_train, g_optimizer, d_optimizer, real, z, cfg.precision)
-                step += 1
-                run.log_step(step, m, time.perf_counter() - t0)
-                if step == run.last:
-                    break
-                if stop_asked():     # Ctrl-C under torchrun: all stop after this same step
-                    raise KeyboardInterrupt
-            run.end_epoch(step, generate(generator, run.fixed_noise, device))
-            checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        run.interrupted(step)
-        raise
-    finally:
-        run.save_weights(to_portable(generator, discriminator), step)
-        run.close(step)
+    with runfiles.StepEndCtrlC() as ctrl_c:
+        stop_asked = stop_at_step_end(ctrl_c)
+        try:
+            while step < run.last:
+                epoch, start = divmod(step, run.per_epoch)
+                for real in run.batches.epoch(epoch, start):
+                    t0 = time.perf_counter()
+                    real = torch.from_numpy(my_slice(real)).permute(0, 3, 1, 2).to(device)  # NHWC -> NCHW
+                    z = torch.from_numpy(my_slice(data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist))).to(device)
+                    m = train_step(g_train, d_train, g_optimizer, d_optimizer, real, z, cfg.precision)
+                    step += 1
+                    run.log_step(step, m, time.perf_counter() - t0)
+                    if step == run.last:
+                        break
+                    if stop_asked():     # Ctrl-C: stop after this whole step (under torchrun,
+                        raise KeyboardInterrupt   # every process after the same one)
+                run.end_epoch(step, generate(generator, run.fixed_noise, device))
+                checkpoint()
+        except KeyboardInterrupt:
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+                checkpoint()
+            run.interrupted(step, hard=ctrl_c.hard)
+            raise
+        finally:
+            if not ctrl_c.hard:
+                run.save_weights(to_portable(generator, discriminator), step)
+            run.close(step)
     return run.dir
 
 

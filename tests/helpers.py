@@ -5,6 +5,8 @@ import hashlib
 import importlib
 import io
 import json
+import os
+import signal
 import sys
 import textwrap
 import types
@@ -143,28 +145,34 @@ def check_resume_equals_an_uninterrupted_run(train, tmp_path):
     check_events(part, starts=[0, 5], image_steps=[5, 8, 12])
 
 
-def check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch):
-    """Ctrl-C during step 4 of train_mod.train (its module-level train_step raises
-    KeyboardInterrupt): the weights are saved at step 3, and resuming gives the
-    uninterrupted run."""
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)      # a real SIGINT, as a terminal's Ctrl-C sends
+
+
+def check_ctrl_c_finishes_the_step(train_mod, tmp_path, monkeypatch, during_step_4):
+    """A real SIGINT sent during step 4 (during_step_4(real_step, args) takes the step and
+    sends it from wherever inside the step the framework lets a test reach): the run stops
+    after step 4, not in the middle of it; the checkpoint, weights.npz and metrics.csv end
+    at step 4, the SIGINT handler is put back, and resuming gives the uninterrupted run."""
+    handler_before = signal.getsignal(signal.SIGINT)
     real_step = train_mod.train_step
     calls = []
 
-    def step_then_interrupt(*args):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+    def step(*args):
         calls.append(1)
-        return real_step(*args)
+        return during_step_4(real_step, args) if len(calls) == 4 else real_step(*args)
 
-    monkeypatch.setattr(train_mod, "train_step", step_then_interrupt)
+    monkeypatch.setattr(train_mod, "train_step", step)
     with pytest.raises(KeyboardInterrupt):
         run_tiny(train_mod.train, tmp_path / "r", "--max-steps", "12")
     d = tmp_path / "r"
-    assert weights.load(d / "weights.npz")[2]["step"] == 3
+    assert weights.load(d / "weights.npz")[2]["step"] == 4
+    assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == [1, 2, 3, 4]
+    assert signal.getsignal(signal.SIGINT) is handler_before
     monkeypatch.setattr(train_mod, "train_step", real_step)
     resume(train_mod.train, d, 12)
     assert_same_run(run_tiny(train_mod.train, tmp_path / "whole", "--max-steps", "12"), d)
-    check_events(d, starts=[0, 3], image_steps=[8, 12])
+    check_events(d, starts=[0, 4], image_steps=[8, 12])
 
 
 def check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys):

@@ -40,8 +40,12 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkey
     helpers.check_a_nan_stops_the_run(train_mod, tmp_path, monkeypatch, capsys)
 
 
-def test_interrupted_run_keeps_its_progress(tmp_path, monkeypatch):
-    helpers.check_interrupted_run_keeps_its_progress(train_mod, tmp_path, monkeypatch)
+def test_ctrl_c_finishes_the_step(tmp_path, monkeypatch):
+    """The step is one compiled call: the SIGINT goes in just before it."""
+    def during_step_4(real_step, args):
+        helpers.ctrl_c()
+        return real_step(*args)
+    helpers.check_ctrl_c_finishes_the_step(train_mod, tmp_path, monkeypatch, during_step_4)
 
 
 def test_the_step_compiles_once(tmp_path, caplog):

@@ -31,3 +31,22 @@ def test_atomic_save_and_write_text_replace_the_file_once_complete(tmp_path):
     runfiles.atomic_save(path, lambda tmp: tmp.write_text("newer\n"))
     assert path.read_text() == "newer\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_ctrl_c_is_a_flag_then_at_once_and_the_handler_is_put_back():
+    import os
+    import signal
+    before = signal.getsignal(signal.SIGINT)
+    with runfiles.StepEndCtrlC() as ctrl_c:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert ctrl_c.asked and not ctrl_c.hard          # the first: only the flag
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)          # the second: at once
+        assert ctrl_c.hard
+    assert signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)         # a background job ignores Ctrl-C:
+    try:                                                 # so does the run
+        with runfiles.StepEndCtrlC() as ctrl_c:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -244,8 +244,8 @@ def test_ctrl_c_under_torchrun_saves_one_step_and_ends(tmp_path):
         if p.poll() is None:
             p.kill()
             p.communicate()
-    assert p.returncode != 0 and "interrupted at step" in stdout, stderr[-3000:]
-    step = int(stdout.split("interrupted at step ")[1].split(":")[0])
+    assert p.returncode != 0 and "interrupted after step" in stdout, stderr[-3000:]
+    step = int(stdout.split("interrupted after step ")[1].split(":")[0])
     assert 3 <= step < 5000
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == step
     assert weights.load(out / "weights.npz")[2]["step"] == step
