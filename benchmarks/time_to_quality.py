@@ -209,8 +209,9 @@ def plot(rows: list[dict], budget: float, path: Path):
         steps = sorted({int(r["step"]) for rs in seeds.values() for r in rs})
         mean = lambda f, s: statistics.mean(float(r[f]) for rs in seeds.values() for r in rs if int(r["step"]) == s)
         t = [mean("seconds", s) / 60 for s in steps]
+        full = sum(max(int(r["step"]) for r in rs) == steps[-1] for rs in seeds.values())
         axes[0].plot(t, [mean("fd", s) for s in steps], color=c, lw=2.2, marker="o", ms=3,
-                     label=f"{key} (mean of {len(seeds)} seeds)")
+                     label=f"{key} (mean; {full} seed{'s' if full > 1 else ''} to the end)")
         axes[1].plot(t, [mean("score", s) for s in steps], color=c, lw=2.2, marker="o", ms=3, label=key)
     floor = statistics.mean(float(r["fd_real"]) for r in rows)
     axes[0].axhline(floor, color="k", ls=":", lw=1, label=f"real-vs-real floor ({floor:.1f})")

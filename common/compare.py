@@ -567,6 +567,7 @@ def parse_args(argv):
     p.add_argument("--lr", type=_float_in(0, 1, lo_open=True),
                    help=f"Adam's learning rate (default: {Config.lr}; cs231n: 0.001)")
     p.add_argument("--max-steps", type=_int_in(1), help=f"training steps for each (default: {cpu['max_steps']}; "
+                   f"paper: {profile_defaults('paper', 'cpu')['max_steps']}; "
                    f"cs231n: {profile_defaults('cs231n', 'cpu')['max_steps']})")
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=128, help="as for train")
     p.add_argument("--seed", type=_int_in(0, 2 ** 31 - 1), default=0,

@@ -126,7 +126,7 @@ def test_each_architecture_has_its_own_cpu_profile_and_flags_still_win():
     # keeps its widths and trains 1500 steps; on a GPU all three take the GPU profile
     cpu = {a: parse_config(["--arch", a], "t").resolve("cpu") for a in ("dcgan", "paper", "cs231n")}
     assert [(c.image_size, c.ngf, c.ndf, c.max_steps) for c in cpu.values()] == [
-        (32, 32, 32, 2000), (32, 8, 8, 2000), (28, 64, 32, 1500)]
+        (32, 32, 32, 4000), (32, 8, 8, 2000), (28, 64, 32, 1500)]
     gpu = parse_config(["--arch", "paper"], "t").resolve("gpu")
     assert (gpu.image_size, gpu.ngf, gpu.ndf, gpu.epochs, gpu.max_steps) == (64, 64, 64, 5, None)
     c = parse_config(["--arch", "paper", "--ngf", "16", "--max-steps", "7"], "t").resolve("cpu")

@@ -257,7 +257,7 @@ def test_an_architectures_defaults_apply_where_no_flag_is_given():
     a = compare.parse_args(["--arch", "paper"])                 # the paper's CPU widths
     assert (a.image_size, a.ngf, a.ndf, a.nz, a.lr, a.z_dist, a.max_steps) == (32, 8, 8, 100, 2e-4, "normal", 2000)
     a = compare.parse_args([])
-    assert (a.arch, a.image_size, a.ngf, a.lr, a.max_steps) == ("dcgan", 32, 32, 2e-4, 2000)
+    assert (a.arch, a.image_size, a.ngf, a.lr, a.max_steps) == ("dcgan", 32, 32, 2e-4, 4000)
     assert compare.parse_args(["--max-steps", "7"]).max_steps == 7
 
 
