@@ -73,12 +73,15 @@ def cpu_features(info: dict[str, str] | None = None) -> dict[str, bool] | None:
 
 
 def auto_precision(gpu_capability: tuple[int, int] | None = None,
-                   features: dict[str, bool] | None = None) -> tuple[str, str]:
+                   features: dict[str, bool] | None = None, gpu: bool = False) -> tuple[str, str]:
     """What `--precision auto` picks, and why: bf16 where the hardware has bfloat16 units
     that make it faster, fp32 everywhere else. gpu_capability: the CUDA compute capability
     of the run's GPU, None for a CPU run. On a CPU, AMX-BF16 is the mark: on our 2-core
     AVX512-BF16 CPU without AMX, bf16 steps were measured slower than fp32 in PyTorch and
-    Keras (README, Mixed precision), while the issue's AMX machine ran PyTorch's 1.7x faster."""
+    Keras (README, Mixed precision), while the issue's AMX machine ran PyTorch's 1.7x faster.
+    gpu=True with no capability (a GPU that does not report one): fp32, not the CPU's rule."""
+    if gpu and gpu_capability is None:
+        return "fp32", "a GPU whose compute capability is not known"
     if gpu_capability is not None:
         cc = ".".join(map(str, gpu_capability))
         if tuple(gpu_capability) >= (8, 0):

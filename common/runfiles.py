@@ -456,7 +456,7 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,
     cfg = cfg.resolve(profile)
     if cfg.precision == "auto":
         from .machine import auto_precision
-        cfg.precision, why = auto_precision(gpu_capability)
+        cfg.precision, why = auto_precision(gpu_capability, gpu=profile == "gpu")
         if writer:
             print(f"--precision auto: {cfg.precision} ({why})")
     cfg.framework = framework

@@ -209,6 +209,8 @@ def test_auto_picks_bf16_only_where_the_hardware_has_bfloat16_units():
     assert auto_precision((8, 0))[0] == "bf16" and auto_precision((9, 0))[0] == "bf16"
     precision, why = auto_precision((7, 5))
     assert precision == "fp32" and "7.5" in why
+    amx = {**no_amx, "AMX-BF16": True}
+    assert auto_precision(None, amx, gpu=True)[0] == "fp32"   # a GPU of unknown capability: not the CPU's rule
 
 
 @pytest.mark.parametrize("package", ["pytorch_impl", "jax_impl", "keras_impl"])
