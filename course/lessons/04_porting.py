@@ -47,7 +47,8 @@ print(f"PyTorch g2 ({type(g2).__name__}) weight {tuple(g2.weight.shape)}  ->  po
       f"generator.g2.kernel {arrays['generator.g2.kernel'].shape}")
 print("portable keys of g2:", [k for k in arrays if k.startswith("generator.g2.")])
 
-path = os.path.join(tempfile.mkdtemp(), "weights.npz")
+workdir = tempfile.TemporaryDirectory()          # deleted when the kernel stops
+path = os.path.join(workdir.name, "weights.npz")
 weights.save(path, cfg, arrays)
 file_cfg, loaded, header = weights.load(path)
 print(f"\nwrote and read {len(loaded)} arrays ({os.path.getsize(path):,} bytes); "

@@ -181,7 +181,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-work = Path(tempfile.mkdtemp(prefix="lesson06-"))
+workdir = tempfile.TemporaryDirectory(prefix="lesson06-")    # deleted when the kernel stops
+work = Path(workdir.name)
 train_cmd = ["-m", "pytorch_impl.train", "--image-size", "16", "--ngf", "32", "--ndf", "32",
              "--batch-size", "64", "--max-steps", "400", "--device", "cpu", "--out", str(work / "run")]
 done = subprocess.run([course.start.PYTHON, *train_cmd], capture_output=True, text=True, check=True)
