@@ -77,8 +77,9 @@ def auto_precision(gpu_capability: tuple[int, int] | None = None,
     """What `--precision auto` picks, and why: bf16 where the hardware has bfloat16 units
     that make it faster, fp32 everywhere else. gpu_capability: the CUDA compute capability
     of the run's GPU, None for a CPU run. On a CPU, AMX-BF16 is the mark: on our 2-core
-    AVX512-BF16 CPU without AMX, bf16 steps were measured slower than fp32 in PyTorch and
-    Keras (README, Mixed precision), while the issue's AMX machine ran PyTorch's 1.7x faster.
+    AVX512-BF16 CPU without AMX, idle, bf16 steps were 0.62 to 0.94x fp32's at 64 px in all
+    three frameworks and 0.75 to 1.13x at 32 px (README, Mixed precision), while issue 14's
+    probe on a Xeon with AVX512-BF16 (AMX not recorded) ran PyTorch's 1.7x faster.
     gpu=True with no capability (a GPU that does not report one): fp32, not the CPU's rule."""
     if gpu and gpu_capability is None:
         return "fp32", "a GPU whose compute capability is not known"
@@ -90,7 +91,7 @@ def auto_precision(gpu_capability: tuple[int, int] | None = None,
     f = cpu_features() if features is None else features
     if f and f.get("AMX-BF16"):
         return "bf16", "a CPU with AMX-BF16"
-    return "fp32", ("a CPU without AMX-BF16, where bfloat16 was measured slower than float32"
+    return "fp32", ("a CPU without AMX-BF16, where bfloat16 measured no faster than float32"
                     if f is not None else "a CPU whose features could not be read")
 
 
