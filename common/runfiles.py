@@ -416,7 +416,12 @@ class StepEndCtrlC:
     reads after each step; a second one interrupts at once (ctrl_c.hard), and then the
     files of the last finished epoch are kept as they are. The handler found on entry is
     put back on exit. Nothing is installed outside the main thread (Python's rule) or
-    where SIGINT is ignored (a shell's background job): Ctrl-C stays as it was there."""
+    where SIGINT is ignored (a shell's background job): Ctrl-C stays as it was there.
+    on_ask, if given, is called at the first Ctrl-C (Keras: model.stop_training = True,
+    which fit reads after each step)."""
+
+    def __init__(self, on_ask=None):
+        self.on_ask = on_ask
 
     def __enter__(self):
         self.asked = self.hard = False
@@ -431,6 +436,8 @@ class StepEndCtrlC:
     def _first(self, *_):
         self.asked = True
         signal.signal(signal.SIGINT, self._second)
+        if self.on_ask is not None:
+            self.on_ask()
 
     def _second(self, *_):
         self.hard = True

@@ -12,8 +12,6 @@ import dataclasses
 import functools
 import json
 import os
-import signal
-import threading
 import time
 import zipfile
 
@@ -312,23 +310,14 @@ def epoch_batches(run, epoch, start):
 
 class RunFiles(keras.callbacks.Callback):
     """After each step: a metrics row and the progress bar. After each epoch: the log line,
-    the fixed-noise grid and the checkpoint. Ctrl-C asks fit to stop after the current step
-    (model.stop_training, as EarlyStopping does), so that the checkpoint, the weights and
-    metrics.csv all end at a step that was logged."""
+    the fixed-noise grid and the checkpoint. The first Ctrl-C (runfiles.StepEndCtrlC, as in
+    the other two) sets model.stop_training, which fit reads after each step, as
+    EarlyStopping does: the checkpoint, the weights and metrics.csv all end at a step that
+    was logged. The epoch that stops is not ended here: train saves its checkpoint."""
 
-    def __init__(self, run, checkpoint):
+    def __init__(self, run, checkpoint, ctrl_c):
         super().__init__()
-        self.run, self.checkpoint = run, checkpoint
-        self.interrupted = False
-
-    def on_train_begin(self, logs=None):
-        self.default_handler = None
-        if threading.current_thread() is threading.main_thread():
-            self.default_handler = signal.signal(signal.SIGINT, self.stop)
-
-    def stop(self, signum, frame):
-        self.interrupted = self.model.stop_training = True
-        signal.signal(signal.SIGINT, self.default_handler)   # a second Ctrl-C stops at once
+        self.run, self.checkpoint, self.ctrl_c = run, checkpoint, ctrl_c
 
     def on_train_batch_begin(self, batch, logs=None):
         self.t0 = time.perf_counter()
@@ -336,16 +325,14 @@ class RunFiles(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         m = {k: float(logs[k]) for k in runfiles.METRICS}
         self.run.log_step(self.model.step, m, time.perf_counter() - self.t0)
+        if self.ctrl_c.asked:      # also when Ctrl-C fell between two fits (fit resets the flag)
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.interrupted:
+        if not self.ctrl_c.asked:
             images = generate(self.model.generator, self.run.fixed_noise)
             self.run.end_epoch(self.model.step, images)
             self.checkpoint()
-
-    def on_train_end(self, logs=None):
-        if self.default_handler is not None:
-            signal.signal(signal.SIGINT, self.default_handler)
 
 
 def train(cfg):
@@ -377,24 +364,30 @@ def train(cfg):
     def checkpoint():
         save_checkpoint(run.dir / CHECKPOINT, gan)
 
-    files = RunFiles(run, checkpoint)
-    try:
-        while gan.step < run.last:
-            epoch, start = divmod(gan.step, run.per_epoch)
-            steps = min(run.per_epoch, run.last - epoch * run.per_epoch) - start
-            batches = distribute(strategy, lambda: epoch_batches(run, epoch, start), cfg)
-            gan.fit(batches, steps_per_epoch=steps,
-                    initial_epoch=epoch, epochs=epoch + 1, callbacks=[files], shuffle=False,
-                    verbose=0)
-            if files.interrupted:
+    def stop_fit():
+        gan.stop_training = True
+
+    with runfiles.StepEndCtrlC(on_ask=stop_fit) as ctrl_c:
+        files = RunFiles(run, checkpoint, ctrl_c)
+        try:
+            while gan.step < run.last and not ctrl_c.asked:
+                epoch, start = divmod(gan.step, run.per_epoch)
+                steps = min(run.per_epoch, run.last - epoch * run.per_epoch) - start
+                batches = distribute(strategy, lambda: epoch_batches(run, epoch, start), cfg)
+                gan.fit(batches, steps_per_epoch=steps,
+                        initial_epoch=epoch, epochs=epoch + 1, callbacks=[files], shuffle=False,
+                        verbose=0)
+            if ctrl_c.asked:            # fit stopped after the step that Ctrl-C fell in
                 raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        checkpoint()
-        run.interrupted(gan.step)
-        raise
-    finally:
-        run.save_weights(to_portable(gan.generator, gan.discriminator), gan.step)
-        run.close(gan.step)
+        except KeyboardInterrupt:
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+                checkpoint()
+            run.interrupted(gan.step, hard=ctrl_c.hard)
+            raise
+        finally:
+            if not ctrl_c.hard:
+                run.save_weights(to_portable(gan.generator, gan.discriminator), gan.step)
+            run.close(gan.step)
     return run.dir
 
 
