@@ -319,8 +319,13 @@ def train(cfg):
     generator, discriminator = build(cfg, cfg.seed)
     if run.init_weights:    # --init-weights: weights and BatchNorm statistics from the file
         load_portable(generator, discriminator, run.init_weights)
-    generator.to(device)
-    discriminator.to(device)
+    # Channels-last memory for the 4-D weights: the batches arrive as NHWC viewed as NCHW
+    # (the permute below), and oneDNN's convolutions then run without reordering. Measured on
+    # our 2-core CPU, the real train_step alternating with the default format, idle: 1.18x as
+    # fast at 32x32 (widths 32) and 1.14x at 64x64 (widths 64). The numbers are unchanged
+    # up to float32 summation order; shapes and indexing stay NCHW.
+    generator.to(device, memory_format=torch.channels_last)
+    discriminator.to(device, memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, eps=ADAM_EPS)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=betas, eps=ADAM_EPS)
