@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 # pytest-xdist (`-n auto` in pytest.ini) runs the test files in a few worker processes. In
-# one process the suite kept about one of two cores busy (imports, compilation, Python:
-# 32 min of CPU in 32 min); two workers on the same two cores ran it in 15. But two that each start one
-# OpenMP thread per core make every parallel region wait for a thread the other worker has
-# preempted (a 32x32 PyTorch step measured 2.1 s instead of 0.19 under one busy core), so
-# each worker, and every process it starts, gets an equal share of the cores instead. This
-# must happen before the first framework import below.
+# one process the suite kept about one of two cores busy (imports, compilation, Python: 32
+# min of CPU in 32 min); two workers on the same two cores ran it in 15. But two that each
+# start one OpenMP thread per core make every parallel region wait for a thread the other
+# worker has preempted (a 32x32 PyTorch step measured 2.1 s instead of 0.19 under one busy
+# core), so each worker, and every process it starts, gets an equal share of the cores
+# instead. This must happen before the first framework import below.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 # (TensorFlow's inter-op pool is left alone: a data-parallel step's collectives on two
 # logical devices wait for each other in it.)

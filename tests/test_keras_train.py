@@ -103,6 +103,33 @@ def test_ctrl_c_stops_after_a_logged_step_and_keeps_its_progress(tmp_path, monke
     helpers.assert_same_run(run(tmp_path / "whole", "--max-steps", "12"), d)
 
 
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_epochs_files(tmp_path, monkeypatch, capsys):
+    """Two Ctrl-C as step 10 begins (epoch 2; epoch 1 ended at step 8): the first asks fit
+    to stop after the step, the second interrupts at once, so nothing after step 8's
+    checkpoint is saved over it, and resuming from it gives the uninterrupted run."""
+    real_begin = train_mod.RunFiles.on_train_batch_begin
+    saved = {}
+
+    def begin_then_two_ctrl_c(self, batch, logs=None):
+        real_begin(self, batch, logs)
+        if self.model.step == 9:
+            saved["checkpoint"] = (self.run.dir / train_mod.CHECKPOINT).read_bytes()
+            helpers.ctrl_c()
+            helpers.ctrl_c()
+
+    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_begin", begin_then_two_ctrl_c)
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "r", "--max-steps", "12")
+    d = tmp_path / "r"
+    assert (d / train_mod.CHECKPOINT).read_bytes() == saved["checkpoint"]   # step 8's
+    assert not (d / "weights.npz").exists()       # written at the end of a run only: not now
+    assert "second Ctrl-C" in capsys.readouterr().out
+    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_begin", real_begin)
+    helpers.resume(train_mod.train, d, 12)
+    helpers.assert_same_run(run(tmp_path / "whole", "--max-steps", "12"), d)
+
+
 @pytest.mark.parametrize("xla", [False, True])
 def test_gan_step_matches_pytorch(xla):
     """Five GAN steps from the same weights on the same batches and noise: the metrics and
@@ -156,33 +183,6 @@ def test_keras_own_adam_would_not_match():
         diff = np.abs(keras.ops.convert_to_numpy(v) - w.detach().numpy()).max()
         assert (diff < 1e-10) if close else (diff > 1e-4), (opt, diff)   # steps of 2e-4
 
-
-
-def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_epochs_files(tmp_path, monkeypatch, capsys):
-    """Two Ctrl-C as step 10 begins (epoch 2; epoch 1 ended at step 8): the first asks fit
-    to stop after the step, the second interrupts at once, so nothing after step 8's
-    checkpoint is saved over it, and resuming from it gives the uninterrupted run."""
-    real_begin = train_mod.RunFiles.on_train_batch_begin
-    saved = {}
-
-    def begin_then_two_ctrl_c(self, batch, logs=None):
-        real_begin(self, batch, logs)
-        if self.model.step == 9:
-            saved["checkpoint"] = (self.run.dir / train_mod.CHECKPOINT).read_bytes()
-            helpers.ctrl_c()
-            helpers.ctrl_c()
-
-    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_begin", begin_then_two_ctrl_c)
-    capsys.readouterr()
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "r", "--max-steps", "12")
-    d = tmp_path / "r"
-    assert (d / train_mod.CHECKPOINT).read_bytes() == saved["checkpoint"]   # step 8's
-    assert not (d / "weights.npz").exists()       # written at the end of a run only: not now
-    assert "second Ctrl-C" in capsys.readouterr().out
-    monkeypatch.setattr(train_mod.RunFiles, "on_train_batch_begin", real_begin)
-    helpers.resume(train_mod.train, d, 12)
-    helpers.assert_same_run(run(tmp_path / "whole", "--max-steps", "12"), d)
 
 def test_sample_png_and_npy(tmp_path, cli):
     d = run(tmp_path / "r", "--max-steps", "3")
