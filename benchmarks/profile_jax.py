@@ -39,9 +39,6 @@ import sys
 import tempfile
 import time
 
-SHAPE = re.compile(r"(\w+)\[([\d,]*)\]")
-
-
 def dims(text: str) -> list[int]:
     return [int(x) for x in text.split(",")] if text else []
 
@@ -60,11 +57,13 @@ def parse_hlo(text: str) -> dict[str, dict]:
             for name, _, shape in re.findall(r"([\w.\-]+): (\w+)\[([\d,]*)\]", head.group(2)):
                 shapes[name] = dims(shape)
             continue
-        m = re.match(r"^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[([\d,]*)\]\S* ([\w\-]+)\((.*)$", line)
+        # %name = f32[128,8,8,64]{3,2,1,0} opcode(operands), attributes; a tuple-shaped
+        # result (a multi-output fusion, a while loop) gets no shape, which no count needs
+        m = re.match(r"^\s*(?:ROOT )?%([\w.\-]+) = (?:\w+\[([\d,]*)\]\S*|(\(.*?\))) ([\w\-]+)\((.*)$", line)
         if not m:
             continue
-        name, _, shape, opcode, rest = m.groups()
-        shapes[name] = dims(shape)
+        name, shape, _, opcode, rest = m.groups()
+        shapes[name] = dims(shape) if shape is not None else []
         ops[name] = (opcode, rest)
         bodies[comp].append(name)
         c = re.search(r"calls=%([\w.\-]+)", rest)
