@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,15 @@ if WORKERS > 1:
     _share = str(max(1, len(os.sched_getaffinity(0)) // WORKERS))
     for _var in THREAD_VARS:
         os.environ.setdefault(_var, _share)
+
+
+# Started as a shell's background job (`./run.sh test &`, nohup), a process inherits SIGINT
+# ignored, and Python then never raises KeyboardInterrupt: the Ctrl-C tests, which send real
+# SIGINTs to this process and to the runs it starts, would fail for that alone (they did,
+# in a CI run started so). Python's default comes back here; the runs started from here
+# inherit the default, not "ignored" (a handler does not survive exec, an ignore does).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_xdist_auto_num_workers(config):
