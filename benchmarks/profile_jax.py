@@ -35,7 +35,6 @@ import math
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 
