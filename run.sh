@@ -3,7 +3,7 @@
 #   ./run.sh train [flags]          python -m pytorch_impl.train [flags]
 #   ./run.sh train-jax [flags]      python -m jax_impl.train [flags]
 #   ./run.sh train-keras [flags]    python -m keras_impl.train [flags]
-#   ./run.sh compare [flags]        python -m common.compare [flags]: all three, one report
+#   ./run.sh compare [flags]        python -m benchmarks.compare [flags]: all three, one report
 #   ./run.sh course [flags]         JupyterLab on the course's notebooks (course/README.md)
 #   ./run.sh test [pytest args]     the whole test suite
 #   ./run.sh setup                  only create / update the environment
@@ -37,7 +37,7 @@ case "$cmd" in
   train) setup; exec "$VENV/bin/python" -m pytorch_impl.train "$@" ;;
   train-jax) setup; exec "$VENV/bin/python" -m jax_impl.train "$@" ;;
   train-keras) setup; exec "$VENV/bin/python" -m keras_impl.train "$@" ;;
-  compare) setup; exec "$VENV/bin/python" -m common.compare "$@" ;;
+  compare) setup; exec "$VENV/bin/python" -m benchmarks.compare "$@" ;;
   course) setup; exec "$VENV/bin/python" -m jupyterlab course "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;

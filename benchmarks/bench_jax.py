@@ -10,7 +10,7 @@ from flax import nnx
 from common.config import ADAM_EPS
 from common.data import draw_z
 from jax_impl.model import build
-from jax_impl.train import mixed_precision, train_step
+from jax_impl.step import mixed_precision, train_step
 
 
 def prepared_step(cfg):

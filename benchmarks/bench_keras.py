@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from common.config import ADAM_EPS
 from common.data import draw_z
-from keras_impl.train import GAN, PyTorchAdam
+from keras_impl.layers import PyTorchAdam
+from keras_impl.step import GAN
 
 
 class StepTimer(keras.callbacks.Callback):

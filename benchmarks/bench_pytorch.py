@@ -7,7 +7,7 @@ import torch
 from common.config import ADAM_EPS
 from common.data import draw_z
 from pytorch_impl.model import build
-from pytorch_impl.train import train_step
+from pytorch_impl.step import train_step
 
 
 def time_steps(cfg, n):

@@ -13,10 +13,10 @@ program (XLA's HLO text, dumped to a temporary directory): for a convolution or 
 product its floating-point operations, so each line says how fast that op ran (GFLOP/s).
 
 How the FLOPs are counted: 2 per multiply-add; a convolution's taps over its zero padding
-count (as im2col does them, and as common.flops counts a forward convolution), the zeros a
+count (as im2col does them, and as benchmarks.flops counts a forward convolution), the zeros a
 convolution with input dilation (`lhs_dilate`: a transposed convolution, or the input
 gradient of a strided one) inserts between input pixels do not. The check at the end: the
-compiled program's convolutions and matrix products against common.flops' count from the
+compiled program's convolutions and matrix products against benchmarks.flops' count from the
 spec for one step. For the tutorial network they agree to a few per cent (the padding of
 the transposed convolutions' borders); more means XLA does work the algorithm does not
 need, such as the padding taps of a stride-1 convolution's input gradient (CS231n's D) or,
@@ -25,7 +25,7 @@ over zero padding (16 times its multiply-adds).
 
 Times are one machine's (printed first, as benchmarks.step_time does); ops may overlap on
 a machine's threads, so their sum can exceed the step's wall time. Issue 14 asked for JAX
-within 1.2x of the fastest framework; this is the measurement behind the README's account
+within 1.2x of the fastest framework; this is the measurement behind docs/speed.md's account
 of why it is not.
 """
 import argparse
@@ -102,7 +102,7 @@ def parse_hlo(text: str) -> dict[str, dict]:
 
 
 def main(argv=None):
-    from common import machine
+    from benchmarks import machine
     from common.config import ARCH_DEFAULTS, ARCHS, ArgumentParser, Config, UserError
     p = ArgumentParser(prog="python -m benchmarks.profile_jax", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,7 +134,7 @@ def main(argv=None):
                                             "--xla_cpu_enable_xprof_traceme=true"]).strip()
         import jax
         from benchmarks.bench_jax import prepared_step
-        from common.flops import step_flops
+        from benchmarks.flops import step_flops
         print("\n".join(machine.lines()))
         print(f"  {machine.about('jax')}")
         print(f"network: {a.arch} {a.size}x{a.size}, widths {a.width}, batch {a.batch_size}, float32; "
@@ -179,7 +179,7 @@ def main(argv=None):
     spec = step_flops(cfg)["per_step"]
     compiled = sum(o["flops"] for o in ops.values() if not o["fused"])
     print(f"check: the compiled step's convolutions and matrix products do {compiled / 1e9:.3f} GFLOP; "
-          f"common.flops counts {spec / 1e9:.3f} from the spec ({compiled / spec:.3f}x)")
+          f"benchmarks.flops counts {spec / 1e9:.3f} from the spec ({compiled / spec:.3f}x)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ frameworks `--repeats` times so a busy machine hurts all of them alike. `--arch`
 network (common/spec.py); its own defaults (ARCH_DEFAULTS: nz, z's distribution, lr, and
 for cs231n the widths and its only size, 28) apply where no flag is given.
 
-Before the table it prints the machine (common/machine.py: CPU model, AVX2 / AVX-512 /
+Before the table it prints the machine (benchmarks/machine.py: CPU model, AVX2 / AVX-512 /
 AVX512-BF16 / AMX, the cores this process may use) and, as each child reports it, the
 version and backend of each framework that ran (oneDNN, threads, XLA's backend): the
 ranking of the frameworks depends on the machine, so a figure travels with it.
@@ -38,7 +38,7 @@ TIMED = ("fp32", "bf16")                      # train's --precision but auto: bo
 
 def child(fw: str, arch: str, size: int, ngf: int, ndf: int, batch: int, steps: int, warmup: int,
           peer: str | None = None, precision: str = "fp32") -> dict:
-    from common import machine
+    from benchmarks import machine
     from common.config import ARCH_DEFAULTS, Config
     own = {k: v for k, v in ARCH_DEFAULTS[arch].items() if k in ("nz", "lr", "z_dist")}
     cfg = Config(**{"nz": 100, **own}, arch=arch, image_size=size, channels=1, ngf=ngf, ndf=ndf,
@@ -73,7 +73,7 @@ def peer_notes(path: str, rs: list[dict], ours: tuple[int, int]) -> list[str]:
 
 
 def main(argv=None):
-    from common import machine
+    from benchmarks import machine
     from common.config import ARCH_DEFAULTS, ARCHS, ArgumentParser, Config, UserError
     from common.spec import discriminator_spec, generator_spec, totals
     p = ArgumentParser(prog="python -m benchmarks.step_time", description=__doc__,

@@ -16,7 +16,7 @@ PyTorch, the tutorial network, MNIST, batch 128, Adam 2e-4 (0.5, 0.999), fp32. T
 2. For each setting and seed, train to the budget in --evals chunks with --resume (which
    continues bit for bit where an uninterrupted run would be, tests/test_pytorch_train.py),
    and after each chunk draw --samples images (noise seed SAMPLE_SEED) from the run's
-   weights.npz and score them with common.evaluate. These runs may share the machine
+   weights.npz and score them with common.judge.evaluate. These runs may share the machine
    (--jobs, each with --threads): the judge's score depends on the step reached, not on how
    fast it was reached, and the time axis comes from stage 1.
 3. study.csv (a row per setting, seed and step), calibration.json, time_to_quality.png and
@@ -115,7 +115,7 @@ def done_rows(path: Path) -> list[dict]:
 
 
 def one_run(size, width, seed, steps, cal, work, data_dir, threads, judge, n, rows_path, lock):
-    from common import evaluate
+    from common.judge import evaluate
     key = name(size, width)
     have = {int(r["step"]) for r in done_rows(rows_path) if r["setting"] == key and int(r["seed"]) == seed}
     out = work / f"{key}-seed{seed}"
@@ -259,7 +259,8 @@ def main(argv=None):
     cal_path, rows_path = out / "calibration.json", out / "study.csv"
     cal = json.loads(cal_path.read_text()) if cal_path.exists() else {}
     if not a.plot_only:
-        from common import evaluate, machine
+        from benchmarks import machine
+        from common.judge import evaluate
         cal.setdefault("machine", machine.summary(machine.describe()))
         for size, width in a.settings:
             if name(size, width) not in cal:

@@ -31,7 +31,7 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "folder", "synthetic"
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("fp32", "bf16", "auto")  # the arithmetic of the step; parameters, Adam and
                                # BatchNorm statistics are float32 in both. auto: bf16 where the
-                               # hardware has fast bfloat16, fp32 elsewhere (machine.auto_precision);
+                               # hardware has fast bfloat16, fp32 elsewhere (hardware.auto_precision);
                                # config.json records what it became
 Z_DISTS = ("normal", "uniform")   # z ~ N(0, 1), or z ~ U(-1, 1)
 
@@ -357,28 +357,3 @@ def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     if not os.access(out.resolve().parent, os.W_OK):
         p.error(f"--out {a.out}: cannot write in {out.parent}; choose another place")
     return a
-
-
-def load_noise(args, nz: int, z_dist: str = "normal"):
-    """z for `sample`: from --noise (checked against nz), or drawn from --seed as the
-    generator was trained (z_dist, from the weights file)."""
-    import numpy as np
-    if args.noise is None:
-        from .data import draw_z
-        return draw_z(np.random.default_rng(args.seed), args.n, nz, z_dist)
-    try:
-        with open(args.noise, "rb") as f:         # np.load would open an .npz as an archive
-            if f.read(6) != b"\x93NUMPY":          # and try anything else as a pickle
-                raise ValueError("not a .npy file: save z with np.save")
-        z = np.load(args.noise, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise UserError(f"--noise {args.noise}: cannot read it as .npy ({e})") from None
-    if z.dtype.kind != "f":
-        raise UserError(f"--noise {args.noise}: holds {z.dtype} values; z must be floating "
-                        "point (np.float32)")
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] != nz:
-        raise UserError(f"--noise {args.noise}: need an array of shape (N, {nz}) for this "
-                        f"generator, got {z.shape}")
-    if not np.isfinite(z).all():
-        raise UserError(f"--noise {args.noise}: holds NaN or infinite values")
-    return z.astype(np.float32)

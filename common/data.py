@@ -362,3 +362,26 @@ def noise(seed: int, step: int, n: int, nz: int, z_dist: str = "normal") -> np.n
 def fixed_noise(seed: int, nz: int, n: int = 64, z_dist: str = "normal") -> np.ndarray:
     """The z of the per-epoch sample grid, drawn once from the seed."""
     return draw_z(np.random.default_rng([seed, 0]), n, nz, z_dist)
+
+
+def load_noise(args, nz: int, z_dist: str = "normal"):
+    """z for `sample`: from --noise (checked against nz), or drawn from --seed as the
+    generator was trained (z_dist, from the weights file)."""
+    if args.noise is None:
+        return draw_z(np.random.default_rng(args.seed), args.n, nz, z_dist)
+    try:
+        with open(args.noise, "rb") as f:         # np.load would open an .npz as an archive
+            if f.read(6) != b"\x93NUMPY":          # and try anything else as a pickle
+                raise ValueError("not a .npy file: save z with np.save")
+        z = np.load(args.noise, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"--noise {args.noise}: cannot read it as .npy ({e})") from None
+    if z.dtype.kind != "f":
+        raise UserError(f"--noise {args.noise}: holds {z.dtype} values; z must be floating "
+                        "point (np.float32)")
+    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] != nz:
+        raise UserError(f"--noise {args.noise}: need an array of shape (N, {nz}) for this "
+                        f"generator, got {z.shape}")
+    if not np.isfinite(z).all():
+        raise UserError(f"--noise {args.noise}: holds NaN or infinite values")
+    return z.astype(np.float32)

@@ -456,13 +456,13 @@ def start_run(cfg: Config, framework: str, profile: str, checkpoint_name: str,
     checkpoint's step has been checked too. writer=False (the other processes of a
     data-parallel run): the same, but the directory is left to the writer, and nothing
     is printed. gpu_capability: the CUDA compute capability of a GPU run, for
-    --precision auto (machine.auto_precision); None on a CPU."""
+    --precision auto (hardware.auto_precision); None on a CPU."""
     from .data import Batches, dataset_channels, load_images
     from .config import default_out
     from .spec import discriminator_spec, generator_spec
     cfg = cfg.resolve(profile)
     if cfg.precision == "auto":
-        from .machine import auto_precision
+        from .hardware import auto_precision
         cfg.precision, why = auto_precision(gpu_capability, gpu=profile == "gpu")
         if writer:
             print(f"--precision auto: {cfg.precision} ({why})")

@@ -9,53 +9,15 @@ keras_impl/__init__.py, which Python runs before this module, sets KERAS_BACKEND
 """
 import keras
 import numpy as np
-import tensorflow as tf  # BatchNorm asks tf.distribute how many replicas share the batch
 from keras import layers, ops
 
 from common import spec
-from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
+from common.config import INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
+from keras_impl.layers import BatchNorm
 
 # ----------------------------------------------------------------------------------------
 # building blocks: shared by the three networks
-
-class BatchNorm(layers.BatchNormalization):
-    """BatchNormalization that behaves like PyTorch's BatchNorm2d on a map (statistics
-    over B, H, W for each channel) and BatchNorm1d on a vector (over B for each feature):
-    Keras normalises every axis but the last either way. Keras' defaults differ:
-    epsilon 1e-3 (PyTorch 1e-5) and momentum 0.99 = weight of the OLD value (PyTorch's 0.1
-    is the weight of the NEW one, so 0.9 here). And Keras feeds its moving variance with
-    the biased batch variance, where PyTorch feeds the unbiased one (times n / (n - 1),
-    n = B*H*W, or B) while normalising the batch with the biased one, as this call does.
-
-    synchronized (Keras' flag, on here): under a tf.distribute strategy of N > 1 replicas
-    (keras_impl.train --devices N) each replica holds a slice of the batch, and the
-    statistics are all-reduced across the replicas (ops.moments(synchronized=True): sums
-    of x and x^2 and the counts), so they are the whole global batch's, as on one device;
-    n is then the global count. With one replica this call keeps the plain moments, as
-    Keras' synchronised path would compute the variance as E[x^2] - E[x]^2 even there."""
-
-    def __init__(self, momentum=1 - BN_MOMENTUM, epsilon=BN_EPS, synchronized=True, **kwargs):
-        kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, INIT_STD))
-        super().__init__(momentum=momentum, epsilon=epsilon, synchronized=synchronized, **kwargs)
-
-    def call(self, x, training=None):
-        # --precision bf16: bfloat16 maps in, statistics in float32, bfloat16 out; the
-        # variables are float32 under Keras' mixed policy (its variable_dtype)
-        dtype, x = x.dtype, ops.cast(x, "float32")
-        if not training:
-            return ops.cast(super().call(x, training=False), dtype)     # moving statistics
-        replica = tf.distribute.get_replica_context()   # None in a strategy's cross-replica context
-        replicas = replica.num_replicas_in_sync if self.synchronized and replica else 1
-        mean, var = ops.moments(x, axes=tuple(range(len(x.shape) - 1)),   # biased, (C,)
-                                synchronized=replicas > 1)
-        n = ops.cast(ops.size(x) // ops.shape(x)[-1] * replicas, x.dtype)
-        m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
-        self.moving_variance.assign(self.moving_variance * m + var * (n / (n - 1)) * (1 - m))
-        return ops.cast(ops.batch_normalization(x, mean, var, axis=-1, offset=self.beta,
-                                                scale=self.gamma, epsilon=self.epsilon), dtype)
-
 
 def init():
     return keras.initializers.RandomNormal(0.0, INIT_STD)   # Keras' default: glorot-uniform

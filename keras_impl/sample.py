@@ -4,9 +4,11 @@
     python -m keras_impl.sample --weights runs/x/weights.npz --noise z.npy --out x.npy
 """
 from common import runfiles, weights
-from common.config import load_noise, parse_sample_args, run_main
+from common.config import parse_sample_args, run_main
+from common.data import load_noise
 from keras_impl.model import build, load_portable
-from keras_impl.train import generate, pick_device
+from keras_impl.parallel import pick_device
+from keras_impl.step import generate
 
 
 def sample(weights_path, z, device="auto"):

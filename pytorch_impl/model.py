@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from common import spec, weights
-from common.config import BN_EPS, BN_MOMENTUM, INIT_STD, LEAKY_SLOPE, Config
+from common.config import INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
+from pytorch_impl import layers
 
 # ----------------------------------------------------------------------------------------
 # building blocks: shared by the three networks
@@ -24,26 +25,21 @@ def block(conv, out_ch, batchnorm, act, act_first=False, pool=0, flatten_in=Fals
     a map in, flattened for a fully connected layer; reshape_in / reshape_out: a vector
     viewed as a (C, H, W) map before / after the operation. PyTorch does both in (C, H, W)
     order; to_portable converts to the portable (H, W, C) (common/weights.py)."""
-    layers = []
+    parts = []
     if flatten_in:
-        layers.append(("flatten", nn.Flatten()))
+        parts.append(("flatten", nn.Flatten()))
     if reshape_in:
-        layers.append(("unflatten", nn.Unflatten(1, reshape_in)))
-    layers.append(("fc" if isinstance(conv, nn.Linear) else "conv", conv))
+        parts.append(("unflatten", nn.Unflatten(1, reshape_in)))
+    parts.append(("fc" if isinstance(conv, nn.Linear) else "conv", conv))
     if reshape_out:
-        layers.append(("unflatten", nn.Unflatten(1, reshape_out)))
-    norm = []
-    if batchnorm:
-        # PyTorch's defaults, pinned: eps 1e-5, momentum 0.1 = weight of the NEW statistic.
-        # BatchNorm1d normalises each feature of a vector, BatchNorm2d each channel of a map.
-        bn = nn.BatchNorm1d if batchnorm == "1d" else nn.BatchNorm2d
-        norm.append(("bn", bn(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)))
+        parts.append(("unflatten", nn.Unflatten(1, reshape_out)))
+    norm = [("bn", layers.batchnorm(out_ch, vector=batchnorm == "1d"))] if batchnorm else []
     if act is not None:
         norm.insert(0 if act_first else len(norm), ("act", act))
-    layers += norm
+    parts += norm
     if pool:
-        layers.append(("pool", nn.MaxPool2d(pool)))         # window = stride = pool, no padding
-    return nn.Sequential(OrderedDict(layers))
+        parts.append(("pool", nn.MaxPool2d(pool)))         # window = stride = pool, no padding
+    return nn.Sequential(OrderedDict(parts))
 
 
 def linear(n_in, n_out, bias, in_map=None, out_map=None):

@@ -74,7 +74,7 @@ def need_system(what: str, present: bool) -> None:
 
 @pytest.fixture
 def chromium_present():
-    from common import side_by_side
+    from docs import side_by_side
     need_system("chromium", side_by_side.find_chromium() is not None)
 
 

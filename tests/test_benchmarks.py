@@ -14,7 +14,8 @@ import textwrap
 import pytest
 
 from benchmarks import bench_peer
-from common import machine
+from benchmarks import machine
+from common import hardware
 from common.config import Config
 from tests.conftest import ROOT, run_cli
 
@@ -35,14 +36,14 @@ def frameworks_after(code: str) -> tuple[list[str], str]:
 
 def test_machine_description_has_its_fields_and_imports_no_framework():
     imported, stdout = frameworks_after(
-        "import json\nfrom common import machine\nd = machine.describe()\n"
+        "import json\nfrom benchmarks import machine\nd = machine.describe()\n"
         "print(json.dumps({'d': d, 'lines': machine.lines(d), 'summary': machine.summary(d)}))")
     assert imported == []
     got = json.loads(stdout.strip().splitlines()[-2])
     d = got["d"]
     assert set(d) == {"cpu", "arch", "features", "cores", "cores_from", "cpu_count", "os", "python", "load"}
     assert d["cpu"] and d["cores"] >= 1
-    if sys.platform == "linux" and "flags" in machine._cpuinfo():
+    if sys.platform == "linux" and "flags" in hardware.cpuinfo():
         assert list(d["features"]) == [name for name, _ in machine.FEATURES]
     assert got["lines"][0].startswith(f"machine: {d['cpu']}")
     assert got["lines"][1].startswith("  instruction sets: ") and got["lines"][2].startswith("  cores: ")
@@ -54,14 +55,14 @@ def test_cpu_model_and_features_are_read_from_cpuinfo_and_degrade_without_it(tmp
     x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
                    "model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu sse2 avx2 avx512f "
                    "avx512_bf16 amx_tile\n\nprocessor\t: 1\nmodel name\t: another\nflags\t\t: fpu\n")
-    info = machine._cpuinfo(str(x86))
+    info = hardware.cpuinfo(str(x86))
     assert machine.cpu_model(info) == "Intel(R) Xeon(R) Platinum 8480+ (family 6, model 143)"
     assert machine.cpu_features(info) == {"AVX2": True, "AVX-512F": True, "AVX512-BF16": True,
                                           "AMX-BF16": False, "AMX-TILE": True}
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\n")
-    none = machine._cpuinfo(str(tmp_path / "missing"))      # macOS, Windows: no /proc/cpuinfo
-    for info in (machine._cpuinfo(str(arm)), none):
+    none = hardware.cpuinfo(str(tmp_path / "missing"))      # macOS, Windows: no /proc/cpuinfo
+    for info in (hardware.cpuinfo(str(arm)), none):
         assert machine.cpu_features(info) is None
         assert machine.cpu_model(info)                       # platform's answer, or sysctl's
     d = {**machine.describe(), "features": None}

@@ -76,7 +76,7 @@ def test_model_summary_rejects_impossible_size(cli):
 
 
 @pytest.mark.parametrize("command,module", [("train", "pytorch_impl.train"), ("train-jax", "jax_impl.train"),
-                                            ("train-keras", "keras_impl.train"), ("compare", "common.compare")])
+                                            ("train-keras", "keras_impl.train"), ("compare", "benchmarks.compare")])
 def test_run_sh_commands_reach_their_module(tmp_path, command, module):
     """./run.sh <command> --help runs `python -m <module> --help` in the environment. The
     environment here is a stand-in whose python is this one and whose stamp says it is up

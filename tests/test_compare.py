@@ -1,4 +1,4 @@
-"""FLOPs from the spec against an independent count, and `common.compare` on a tiny config:
+"""FLOPs from the spec against an independent count, and `benchmarks.compare` on a tiny config:
 a complete report, a missing and a failing framework reported in their rows; and the three
 frameworks compared from one initial weights file, with an architecture's own defaults: the
 same first step in all three, and the drift table that says how long it stays so."""
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import compare, flops, runfiles, weights
+from benchmarks import compare, flops
+from common import runfiles, weights
 from common.config import ARCH_DEFAULTS, Config, UserError
 from common.spec import discriminator_spec, generator_spec
 
@@ -60,7 +61,7 @@ def test_flops_of_every_layer_match_a_brute_force_count(cfg):
 
 
 def test_step_flops_follow_the_stated_convention():
-    # enumerate the passes of one step (common/flops.py docstring) one by one
+    # enumerate the passes of one step (benchmarks/flops.py docstring) one by one
     g, d = generator_spec(TUTORIAL), discriminator_spec(TUTORIAL)
     passes = [l for l in g]                                   # G forward
     passes += [l for l in d] * 3                              # D forward: real, fake, fake
@@ -83,7 +84,7 @@ def test_flops_match_pytorchs_own_flop_counter(arch, size):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     from pytorch_impl.model import build
-    from pytorch_impl.train import train_step
+    from pytorch_impl.step import train_step
     cfg = Config(arch=arch, image_size=size, channels=1, nz=100, ngf=8, ndf=8, batch_size=16)
     generator, discriminator = build(cfg, 0)
     mine = flops.step_flops(cfg)
@@ -123,7 +124,7 @@ def test_line_counts(tmp_path):
 
 
 def test_bad_size_is_one_line(cli, tmp_path):
-    r = cli("common.compare", "--image-size", "24", "--out", str(tmp_path / "r"))
+    r = cli("benchmarks.compare", "--image-size", "24", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "cannot be made" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r").exists()
 
@@ -262,7 +263,7 @@ def test_an_architectures_defaults_apply_where_no_flag_is_given():
 
 
 def test_a_size_the_architecture_cannot_make_is_one_line(cli, tmp_path):
-    r = cli("common.compare", "--arch", "cs231n", "--image-size", "32", "--out", str(tmp_path / "r"))
+    r = cli("benchmarks.compare", "--arch", "cs231n", "--image-size", "32", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "cannot be made by --arch cs231n" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r").exists()
 

@@ -10,8 +10,8 @@ from scipy.linalg import sqrtm
 from scipy.ndimage import gaussian_filter
 
 from common import data
-from common import evaluate as ev
-from common import train_judge
+from common.judge import evaluate as ev
+from common.judge import train as train_judge
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_retraining_writes_a_judge_the_evaluator_loads(tmp_path):
     path = train_judge.train("synthetic", out=tmp_path, epochs=1, log=lambda s: None)
     judge = ev.load_judge("synthetic", judge_dir=tmp_path, log=lambda s: None)
     assert judge.path == path and judge.n_train == 5000 and len(judge.x_test) == 2000
-    assert judge.record["made_by"] == "python -m common.train_judge synthetic"
+    assert judge.record["made_by"] == "python -m common.judge.train synthetic"
     assert judge.record["recipe"]["epochs"] == 1
     pred = judge.forward(ev.unit(judge.x_test))[1].argmax(axis=1)
     assert (pred == judge.y_test).mean() == pytest.approx(judge.accuracy)
@@ -245,7 +245,7 @@ def test_inception_score_bounds():
 def test_bad_samples_are_one_clear_line(tmp_path, cli, array, message):
     np.save(tmp_path / "x.npy", array)
     # a judge folder that does not exist: the samples are refused before the judge is read
-    r = cli("common.evaluate", str(tmp_path / "x.npy"), "--dataset", "mnist",
+    r = cli("common.judge.evaluate", str(tmp_path / "x.npy"), "--dataset", "mnist",
             "--judge-dir", str(tmp_path / "none"))
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -254,19 +254,19 @@ def test_bad_samples_are_one_clear_line(tmp_path, cli, array, message):
 def test_unknown_dataset_unreadable_file_and_broken_judge(tmp_path, cli):
     np.save(tmp_path / "x.npy", np.zeros((200, 32, 32, 1), np.float32))
     for ds in ("imagenet", "cifar10"):
-        r = cli("common.evaluate", str(tmp_path / "x.npy"), "--dataset", ds)
+        r = cli("common.judge.evaluate", str(tmp_path / "x.npy"), "--dataset", ds)
         assert r.returncode == 2 and "no judge" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
-    r = cli("common.evaluate", str(tmp_path / "bad.npy"))
+    r = cli("common.judge.evaluate", str(tmp_path / "bad.npy"))
     assert r.returncode == 2 and "cannot read it as a .npy" in r.stderr
-    r = cli("common.evaluate", str(tmp_path / "missing.npy"))
+    r = cli("common.judge.evaluate", str(tmp_path / "missing.npy"))
     assert r.returncode == 2 and "no such file" in r.stderr
     # no judge file, a file that is not one, and held-out images that are not the recorded ones
     judges = tmp_path / "judges"
     judges.mkdir()
-    args = ("common.evaluate", str(tmp_path / "x.npy"), "--dataset", "synthetic", "--judge-dir", str(judges))
+    args = ("common.judge.evaluate", str(tmp_path / "x.npy"), "--dataset", "synthetic", "--judge-dir", str(judges))
     r = cli(*args)
-    assert r.returncode == 2 and "no judge file" in r.stderr and "common.train_judge" in r.stderr
+    assert r.returncode == 2 and "no judge file" in r.stderr and "common.judge.train" in r.stderr
     (judges / "synthetic.npz").write_bytes(b"junk")
     r = cli(*args)
     assert r.returncode == 2 and "cannot read it as a judge file" in r.stderr
@@ -284,7 +284,7 @@ def test_command_scores_with_spread_and_is_repeatable(tmp_path, cli):
     discs = data.to_float(data.resize(data.synthetic(300, 28, 1, seed=5), 16))
     np.save(tmp_path / "discs.npy", discs)
     np.save(tmp_path / "flat.npy", np.full_like(discs, -0.2))
-    args = ["common.evaluate", str(tmp_path / "discs.npy"), str(tmp_path / "flat.npy"),
+    args = ["common.judge.evaluate", str(tmp_path / "discs.npy"), str(tmp_path / "flat.npy"),
             "--dataset", "synthetic"]
     first = cli(*args, "--json", str(tmp_path / "a.json"))
     assert first.returncode == 0, first.stderr

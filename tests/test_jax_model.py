@@ -12,8 +12,8 @@ from jax import lax
 
 from common import reference, spec, weights
 from common.config import BN_EPS, BN_MOMENTUM, LEAKY_SLOPE, Config
-from jax_impl.model import (BatchNorm, ConvTranspose, build, conv_transpose, layer_table, load_portable,
-                            summary, to_portable)
+from jax_impl.layers import BatchNorm, ConvTranspose, conv_transpose
+from jax_impl.model import build, layer_table, load_portable, summary, to_portable
 from tests.helpers import layer_ref
 
 # float32 against float64: rounding of about 6e-8 (2^-24) per operation, grown by sums of
@@ -434,7 +434,7 @@ def test_train_step_and_generate_run_the_other_networks(c):
     takes z as (B, nz), as the tutorial's does)."""
     import optax
     from common.config import ADAM_EPS
-    from jax_impl.train import generate, train_step
+    from jax_impl.step import generate, train_step
     generator, discriminator = build(c)
     tx = optax.adam(c.lr, b1=c.beta1, b2=c.beta2, eps=ADAM_EPS)
     g_optimizer = nnx.Optimizer(generator, tx, wrt=nnx.Param)

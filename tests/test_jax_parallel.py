@@ -39,8 +39,10 @@ def child_steps():
     from flax import nnx
 
     from common.config import ADAM_EPS, Config
+    from jax_impl.checkpoint import flat_state
     from jax_impl.model import build, to_portable
-    from jax_impl.train import flat_state, placements, step_metrics, train_step
+    from jax_impl.parallel import placements
+    from jax_impl.step import step_metrics, train_step
 
     cfg = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=16)
     devices = jax.devices("cpu")
@@ -126,8 +128,9 @@ def child_per_device_bn():
     from jax.sharding import PartitionSpec as P
 
     from common.config import ADAM_EPS, Config
+    from jax_impl.checkpoint import flat_state
     from jax_impl.model import build, to_portable
-    from jax_impl.train import flat_state, step_metrics, train_step
+    from jax_impl.step import step_metrics, train_step
 
     cfg = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=16)
     devices = jax.devices("cpu")

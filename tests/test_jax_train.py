@@ -11,6 +11,7 @@ from flax import nnx
 
 from common import runfiles
 from common.config import ADAM_EPS, Config, UserError, parse_config
+from jax_impl import parallel
 from jax_impl import train as train_mod
 from jax_impl.model import build, load_portable, to_portable
 from jax_impl.sample import sample
@@ -92,7 +93,7 @@ def test_one_step_matches_pytorch():
     agree. A D update that reached G, or G's BatchNorm run twice, would not."""
     import torch
     from pytorch_impl.model import build as torch_build, to_portable as torch_portable
-    from pytorch_impl.train import train_step as torch_step
+    from pytorch_impl.step import train_step as torch_step
     c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=32)
     tg, td = torch_build(c, seed=5)
     arrays = torch_portable(tg, td)
@@ -118,8 +119,8 @@ def test_one_step_matches_pytorch():
 
 
 def test_device_flag(monkeypatch):
-    assert train_mod.pick_device("cpu").platform == "cpu"
-    assert train_mod.describe_device(train_mod.pick_device("cpu")).startswith("cpu")
+    assert parallel.pick_device("cpu").platform == "cpu"
+    assert parallel.describe_device(parallel.pick_device("cpu")).startswith("cpu")
     cpu_only = jax.devices
 
     def devices(backend=None):                # what the CPU-only jaxlib from PyPI answers
@@ -128,9 +129,9 @@ def test_device_flag(monkeypatch):
         return cpu_only(backend)
 
     monkeypatch.setattr(jax, "devices", devices)
-    assert train_mod.pick_device("auto").platform == "cpu"
+    assert parallel.pick_device("auto").platform == "cpu"
     with pytest.raises(UserError, match=r"JAX sees no GPU.*jax\[cuda12\]"):
-        train_mod.pick_device("gpu")
+        parallel.pick_device("gpu")
 
 
 def test_bare_command_works_offline_without_torch(tmp_path, cli):

@@ -16,8 +16,9 @@ import torch
 
 from common import reference, spec, weights
 from common.config import BN_EPS, LEAKY_SLOPE, Config
-from keras_impl.model import (BatchNorm, batchnorm_of, blocks, build, layer_table,
-                              load_portable, op, summary, to_portable)
+from keras_impl.layers import BatchNorm
+from keras_impl.model import (batchnorm_of, blocks, build, layer_table, load_portable, op, summary,
+                              to_portable)
 from pytorch_impl import model as torch_model
 from tests.helpers import layer_ref
 

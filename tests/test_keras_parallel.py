@@ -37,15 +37,17 @@ def child_steps():
     per-replica BatchNorm; print the largest differences and what each replica saw."""
     import keras_impl  # noqa: F401  (KERAS_BACKEND)
     import tensorflow as tf
-    from keras_impl.train import logical_cpus
+    from keras_impl.parallel import logical_cpus
     names = logical_cpus(2)          # before TensorFlow's first op
 
     import keras
     from keras import ops
 
     from common.config import ADAM_EPS, Config
-    from keras_impl.model import BatchNorm, to_portable
-    from keras_impl.train import GAN, PyTorchAdam, distribute, mirrored
+    from keras_impl.layers import BatchNorm, PyTorchAdam
+    from keras_impl.model import to_portable
+    from keras_impl.parallel import distribute, mirrored
+    from keras_impl.step import GAN
 
     cfg = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=16)
     B = cfg.batch_size
@@ -191,8 +193,8 @@ def child_runs(tmp):
     import signal
     tmp = Path(tmp)
     import keras_impl  # noqa: F401
-    from keras_impl import train as train_mod
-    train_mod.logical_cpus(2)                   # before TensorFlow's first op
+    from keras_impl import parallel, train as train_mod
+    parallel.logical_cpus(2)                   # before TensorFlow's first op
     from common.config import parse_config
     from keras_impl.sample import sample
     from tests.helpers import resume
@@ -278,15 +280,15 @@ def child_one_device(tmp):
     tmp = Path(tmp)
     import keras_impl  # noqa: F401
     from common.config import parse_config
-    from keras_impl import train as train_mod
+    from keras_impl import parallel, train as train_mod
     for arch in ("dcgan", "cs231n"):
         argv = TINY + ["--arch", arch, "--image-size", "16" if arch == "dcgan" else "28",
                        "--ngf", "4", "--ndf", "4", "--max-steps", "4"]
         train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-dataset")], "test"))
-        distribute = train_mod.distribute
-        train_mod.distribute = lambda strategy, batches, cfg: batches()
+        distribute = parallel.distribute
+        parallel.distribute = lambda strategy, batches, cfg: batches()
         train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-generator")], "test"))
-        train_mod.distribute = distribute
+        parallel.distribute = distribute
 
 
 def test_one_device_is_the_run_it_was(tmp_path):

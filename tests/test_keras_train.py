@@ -18,10 +18,11 @@ import torch
 from common import data, runfiles, weights
 from common.config import ADAM_EPS, Config, UserError
 from keras_impl import model as keras_model
+from keras_impl import checkpoint, layers, parallel, step
 from keras_impl import train as train_mod
 from keras_impl.sample import sample
 from pytorch_impl import model as torch_model
-from pytorch_impl import train as torch_train
+from pytorch_impl import step as torch_step_mod
 from tests import helpers
 
 
@@ -38,7 +39,7 @@ def test_short_run_writes_every_file(tmp_path):
     helpers.check_short_run(d, "keras", "checkpoint.keras")
     # checkpoint.keras is Keras' own format: load_model rebuilds the GAN from its config
     gan = keras.saving.load_model(str(d / "checkpoint.keras"), compile=False)
-    assert isinstance(gan, train_mod.GAN) and gan.cfg.image_size == 16
+    assert isinstance(gan, step.GAN) and gan.cfg.image_size == 16
     _, arrays, _ = weights.load(d / "weights.npz")
     for k, a in keras_model.to_portable(gan.generator, gan.discriminator).items():
         np.testing.assert_array_equal(a, arrays[k], err_msg=k)
@@ -46,17 +47,17 @@ def test_short_run_writes_every_file(tmp_path):
 
 def test_checkpoint_holds_the_optimizer_state(tmp_path):
     c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=64)
-    saved, loaded = train_mod.GAN(c), train_mod.GAN(Config(**{**c.__dict__, "seed": 1}))
+    saved, loaded = step.GAN(c), step.GAN(Config(**{**c.__dict__, "seed": 1}))
     for gan in (saved, loaded):
-        adam = lambda: train_mod.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
+        adam = lambda: layers.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
                                              beta_2=c.beta2, epsilon=ADAM_EPS)
         gan.compile(d_optimizer=adam(), g_optimizer=adam())
     images = data.to_float(data.synthetic(512, 16, 1))
     batches = ((images[64 * i:64 * (i + 1)], data.noise(0, i, 64, 16)) for i in range(3))
     saved.fit(batches, steps_per_epoch=3, verbose=0, shuffle=False)
-    train_mod.save_checkpoint(tmp_path / "c.keras", saved)
+    checkpoint.save_checkpoint(tmp_path / "c.keras", saved)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.keras"]      # no temporary left
-    assert train_mod.load_checkpoint(tmp_path / "c.keras", loaded) == saved.step == 3
+    assert checkpoint.load_checkpoint(tmp_path / "c.keras", loaded) == saved.step == 3
     for opt in ("d_optimizer", "g_optimizer"):
         a, b = values(getattr(saved, opt).variables), values(getattr(loaded, opt).variables)
         assert len(a) == len(b) > 2
@@ -67,7 +68,7 @@ def test_checkpoint_holds_the_optimizer_state(tmp_path):
         np.testing.assert_array_equal(x, y)
     (tmp_path / "bad.keras").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot restore"):
-        train_mod.load_checkpoint(tmp_path / "bad.keras", loaded)
+        checkpoint.load_checkpoint(tmp_path / "bad.keras", loaded)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
@@ -138,15 +139,15 @@ def test_gan_step_matches_pytorch(xla):
     torch_g, torch_d = torch_model.build(c, seed=1)
     adam = lambda m: torch.optim.Adam(m.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=ADAM_EPS)
     g_opt, d_opt = adam(torch_g), adam(torch_d)
-    gan = train_mod.GAN(c)
+    gan = step.GAN(c)
     keras_model.load_portable(gan.generator, gan.discriminator,
                               torch_model.to_portable(torch_g, torch_d))
-    keras_adam = lambda: train_mod.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
+    keras_adam = lambda: layers.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
                                                beta_2=c.beta2, epsilon=ADAM_EPS)
     gan.compile(d_optimizer=keras_adam(), g_optimizer=keras_adam(), jit_compile=xla)
     images = data.to_float(data.synthetic(512, 16, 1))
     batches = [(images[64 * i:64 * (i + 1)], data.noise(0, i, 64, 16)) for i in range(5)]
-    want = [torch_train.train_step(torch_g, torch_d, g_opt, d_opt,
+    want = [torch_step_mod.train_step(torch_g, torch_d, g_opt, d_opt,
                                    torch.from_numpy(real).permute(0, 3, 1, 2), torch.from_numpy(z))
             for real, z in batches]
     got = []
@@ -177,7 +178,7 @@ def test_keras_own_adam_would_not_match():
     torch_adam = torch.optim.Adam([w], lr=2e-4, betas=(0.5, 0.999), eps=ADAM_EPS)
     w.grad = torch.from_numpy(grad)
     torch_adam.step()
-    for opt, close in ((train_mod.PyTorchAdam, True), (keras.optimizers.Adam, False)):
+    for opt, close in ((layers.PyTorchAdam, True), (keras.optimizers.Adam, False)):
         v = keras.Variable(np.zeros(1000, np.float32))
         opt(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=ADAM_EPS).apply([grad], [v])
         diff = np.abs(keras.ops.convert_to_numpy(v) - w.detach().numpy()).max()
@@ -205,10 +206,10 @@ def test_bare_command_works_offline_quietly_and_without_torch(tmp_path, cli):
 
 
 def test_device_gpu_without_one_is_a_user_error(monkeypatch):
-    monkeypatch.setattr(train_mod.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(parallel.tf.config, "list_physical_devices", lambda kind=None: [])
     with pytest.raises(UserError, match="--device gpu: TensorFlow sees no GPU"):
-        train_mod.pick_device("gpu")
-    assert train_mod.pick_device("auto") == "cpu"
+        parallel.pick_device("gpu")
+    assert parallel.pick_device("auto") == "cpu"
 
 
 @pytest.mark.parametrize("arch", ["paper", "cs231n"])

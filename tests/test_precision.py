@@ -201,7 +201,7 @@ def test_resume_keeps_the_runs_precision(tmp_path, capsys):
 # --precision auto
 
 def test_auto_picks_bf16_only_where_the_hardware_has_bfloat16_units():
-    from common.machine import auto_precision
+    from common.hardware import auto_precision
     no_amx = {"AVX2": True, "AVX-512F": True, "AVX512-BF16": True, "AMX-BF16": False, "AMX-TILE": False}
     assert auto_precision(None, no_amx)[0] == "fp32"          # AVX512-BF16 alone: measured slower
     assert auto_precision(None, {**no_amx, "AMX-BF16": True, "AMX-TILE": True})[0] == "bf16"
@@ -217,9 +217,9 @@ def test_auto_picks_bf16_only_where_the_hardware_has_bfloat16_units():
 @pytest.mark.parametrize("amx", [False, True])
 def test_auto_is_resolved_with_the_device_and_recorded(package, amx, tmp_path, monkeypatch, capsys):
     import importlib
-    from common import machine
-    features = {name: amx or not name.startswith("AMX") for name, _ in machine.FEATURES}
-    monkeypatch.setattr(machine, "cpu_features", lambda info=None: features)
+    from common import hardware
+    features = {name: amx or not name.startswith("AMX") for name, _ in hardware.FEATURES}
+    monkeypatch.setattr(hardware, "cpu_features", lambda info=None: features)
     train = importlib.import_module(f"{package}.train").train
     d = helpers.run_tiny(train, tmp_path / "r", "--max-steps", "1", "--precision", "auto", "--device", "cpu")
     expected = "bf16" if amx else "fp32"

@@ -1,6 +1,6 @@
 """benchmarks.profile_jax: what it reads from XLA's compiled program is checked against
 counts made by hand from the shapes, and its end-of-run check (the compiled step's FLOPs
-against common.flops' count from the spec) holds for the tutorial network. The times it
+against benchmarks.flops' count from the spec) holds for the tutorial network. The times it
 prints are figures, not asserted beyond being there."""
 import re
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from benchmarks.profile_jax import parse_hlo
-from jax_impl.model import DN, conv_transpose
+from jax_impl.layers import DN, conv_transpose
 from tests.conftest import run_cli
 
 TINY = ("--size", "16", "--width", "4", "--batch-size", "4", "--steps", "1", "--warmup", "1")
@@ -46,7 +46,7 @@ def test_profile_prints_ops_and_the_compiled_step_does_the_spec_s_flops():
     assert re.search(r"median step [\d.]+ s \(wall\)", out.stdout)
     rows = re.findall(r"\n\s+([\d.]+)\s+[\d.]+%\s+([\d.]+)\s+(?:[\d.]+)?\s+(\S+): ", out.stdout)
     assert len(rows) >= 5 and any(float(ms) > 0 for ms, _, _ in rows), out.stdout
-    m = re.search(r"do ([\d.]+) GFLOP; common.flops counts ([\d.]+) from the spec \(([\d.]+)x\)", out.stdout)
+    m = re.search(r"do ([\d.]+) GFLOP; benchmarks.flops counts ([\d.]+) from the spec \(([\d.]+)x\)", out.stdout)
     assert m, out.stdout
     # the compiled step does the algorithm's work and at most the border padding more (a
     # first layer of G computed as a padded convolution, as before, made it 1.4x here)

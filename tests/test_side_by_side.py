@@ -11,14 +11,18 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from common import side_by_side as sbs
+from docs import side_by_side as sbs
 from tests.conftest import ROOT, need_system
 
-# the parts of the program the issue names, in the order the three train.py / model.py keep
+# the parts of the program the issues name, in the order the three implementations keep
 REQUIRED = {"model.py": ["building blocks", "the tutorial's network", "the paper's network",
                          "the cs231n network", "initialisation"],
-            "train.py": ["one gan step", "one gan step / update d", "one gan step / update g",
-                         "sampling", "checkpoints", "the training loop"]}
+            "step.py": ["one gan step", "one gan step / update d", "one gan step / update g",
+                        "mixed precision", "sampling"],
+            "train.py": ["the training loop"],
+            "layers.py": ["batchnorm", "transposed convolution", "adam"],
+            "parallel.py": ["devices", "data parallel"],
+            "checkpoint.py": ["checkpoints"]}
 
 
 def source_lines(path):
@@ -145,9 +149,9 @@ def test_every_section_has_a_note_and_every_note_a_section():
 @pytest.mark.parametrize("out", [sbs.HTML_OUT, sbs.MD_OUT])
 def test_committed_page_is_what_the_sources_give(out):
     committed = ROOT / out
-    assert committed.is_file(), f"{out} is missing: run python -m common.side_by_side"
+    assert committed.is_file(), f"{out} is missing: run python -m docs.side_by_side"
     assert committed.read_text(encoding="utf-8") == sbs.render(ROOT)[out], (
-        f"{out} is stale: a source changed after it was generated; run python -m common.side_by_side")
+        f"{out} is stale: a source changed after it was generated; run python -m docs.side_by_side")
 
 
 def test_generation_is_deterministic_and_a_changed_source_makes_the_page_stale(tmp_path):
@@ -159,7 +163,7 @@ def test_generation_is_deterministic_and_a_changed_source_makes_the_page_stale(t
     assert first == sbs.render(ROOT)                         # no dates, no absolute paths
     assert sbs.main(["--check", "--root", str(tmp_path)]) == 0
 
-    train = tmp_path / "pytorch_impl" / "train.py"
+    train = tmp_path / "pytorch_impl" / "step.py"
     lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
     at = next(i for i, l in enumerate(lines) if l.startswith("def train_step"))
     lines.insert(at, "# a line someone added\n")
@@ -169,23 +173,23 @@ def test_generation_is_deterministic_and_a_changed_source_makes_the_page_stale(t
     for p in first:
         assert second[p] != first[p]
         assert "a line someone added" in second[p]
-    # every train.py section after the inserted line moved down one
-    old = {s.key: s for s in sbs.parse_sections((ROOT / "pytorch_impl/train.py").read_text(encoding="utf-8"))}
+    # every step.py section after the inserted line moved down one
+    old = {s.key: s for s in sbs.parse_sections((ROOT / "pytorch_impl/step.py").read_text(encoding="utf-8"))}
     new = {s.key: s for s in sbs.parse_sections(train.read_text(encoding="utf-8"))}
     assert new["one gan step"].end == old["one gan step"].end + 1
-    assert new["the training loop"].start == old["the training loop"].start + 1
-    assert f"pytorch_impl/train.py#L{new['sampling'].start}-L{new['sampling'].end}" in second[sbs.MD_OUT]
+    assert new["mixed precision"].start == old["mixed precision"].start + 1
+    assert f"pytorch_impl/step.py#L{new['sampling'].start}-L{new['sampling'].end}" in second[sbs.MD_OUT]
 
 
 def test_check_from_the_command_line_names_the_stale_page(tmp_path, cli):
     shutil.copytree(ROOT / "pytorch_impl", tmp_path / "pytorch_impl", ignore=shutil.ignore_patterns("__pycache__"))
-    r = cli("common.side_by_side", "--check", "--root", str(tmp_path))
+    r = cli("docs.side_by_side", "--check", "--root", str(tmp_path))
     assert r.returncode == 1
-    assert f"{sbs.HTML_OUT} is stale: run python -m common.side_by_side" in r.stderr
+    assert f"{sbs.HTML_OUT} is stale: run python -m docs.side_by_side" in r.stderr
     assert "jax_impl/model.py: no section 'the paper's network'" in r.stderr   # and says what is missing
-    r = cli("common.side_by_side", "--root", str(tmp_path))
+    r = cli("docs.side_by_side", "--root", str(tmp_path))
     assert r.returncode == 0 and f"wrote {sbs.MD_OUT}" in r.stdout
-    assert cli("common.side_by_side", "--check", "--root", str(tmp_path)).returncode == 0
+    assert cli("docs.side_by_side", "--check", "--root", str(tmp_path)).returncode == 0
 
 
 class Page(HTMLParser):

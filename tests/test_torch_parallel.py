@@ -19,8 +19,10 @@ import torch
 from common import runfiles, weights
 from common.config import ADAM_EPS, Config, UserError, parse_config
 from pytorch_impl import sample as torch_sample
+from pytorch_impl import parallel
 from pytorch_impl import train as train_mod
 from pytorch_impl.model import build, to_portable
+from pytorch_impl.step import train_step
 from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,25 +88,25 @@ def everything(generator, discriminator, g_optimizer, d_optimizer) -> dict:
 
 def child_steps(out: str):
     """Run by torchrun in each of the two processes: ten steps with synchronised BatchNorm
-    (pytorch_impl.train's data_parallel), then one from the same start with per-process
-    BatchNorm (DDP alone). Each rank saves its metrics and state after every step."""
-    from torch.nn.parallel import DistributedDataParallel
-    rank, _, size = train_mod.world()
+    (pytorch_impl.parallel's data_parallel), then one from the same start with per-process
+    BatchNorm (DDP alone). Each rank saves its metrics (averaged over the processes, as the
+    loop does) and state after every step."""
+    rank, _, size = parallel.world()
     assert size == 2
-    device = train_mod.start_processes(torch.device("cpu"))
+    device = parallel.start_processes(torch.device("cpu"))
     saved = {}
     for name, n_steps in (("sync", 10), ("plain", 1)):
         generator, discriminator, g_opt, d_opt = setup()
         if name == "sync":
-            nets = [train_mod.data_parallel(net, device) for net in (generator, discriminator)]
+            nets = [parallel.data_parallel(net, device) for net in (generator, discriminator)]
             saved["sync/classes"] = np.array(sorted({type(m).__name__ for m in discriminator.modules()}))
         else:
-            nets = [DistributedDataParallel(net, forward_sync_buffers=False) for net in (generator, discriminator)]
+            nets = [parallel.DDP(net, forward_sync_buffers=False) for net in (generator, discriminator)]
         for i, (real, z) in enumerate(batches()[:n_steps]):
-            real, z = train_mod.my_slice(real), train_mod.my_slice(z)
+            real, z = parallel.my_slice(real), parallel.my_slice(z)
             if i == 0:
                 saved[f"{name}/rows"] = np.array(len(real))
-            m = train_mod.train_step(*nets, g_opt, d_opt, real, z)
+            m = parallel.global_mean(train_step(*nets, g_opt, d_opt, real, z))
             saved[f"{name}/{i}/metrics"] = np.array([m[k] for k in runfiles.METRICS])
             saved.update({f"{name}/{i}/{k}": v for k, v in everything(generator, discriminator, g_opt, d_opt).items()})
     np.savez(Path(out) / f"rank{rank}.npz", **saved)
@@ -125,7 +127,7 @@ def test_two_processes_step_equals_one_process_step(tmp_path):
     one = {}
     objs = setup()
     for i, (real, z) in enumerate(batches()):
-        m = train_mod.train_step(*objs, real, z)
+        m = train_step(*objs, real, z)
         one[f"{i}/metrics"] = np.array([m[k] for k in runfiles.METRICS])
         one.update({f"{i}/{k}": v for k, v in everything(*objs).items()})
 
@@ -287,7 +289,7 @@ def test_more_gpu_processes_than_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UserError, match="torchrun started 2 processes on this machine, which has "
                                         "1 GPU: one per GPU, --nproc-per-node 1 at most"):
-        train_mod.start_processes(torch.device("cuda"))
+        parallel.start_processes(torch.device("cuda"))
     assert not torch.distributed.is_initialized()
 
 

@@ -15,7 +15,7 @@
 # - run the three ways PyTorch programmers stop it (`detach()`, `retain_graph=True`,
 #   switching `requires_grad`; seed 001 lists them) and check that they give the same
 #   update, then measure what each costs;
-# - read how JAX and Keras say the same thing in this repository's `train.py` files;
+# - read how JAX and Keras say the same thing in this repository's `step.py` files;
 # - write D's and G's losses from logits (exercise 1) and see why G does not minimise
 #   `log(1 - D(G(z)))` as the paper's formula says (exercise 2).
 
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from common import data
 from common.config import ADAM_EPS, Config
 from pytorch_impl.model import build
-from pytorch_impl.train import train_step
+from pytorch_impl.step import train_step
 
 torch.manual_seed(0)
 cfg = Config(image_size=32, channels=1, ngf=32, ndf=32, batch_size=64)
@@ -54,7 +54,7 @@ generator0, discriminator0 = build(cfg, seed=0)       # the starting point of ev
 
 
 def fresh():
-    """Copies of the same starting networks and new Adam optimizers (as train.py makes them)."""
+    """Copies of the same starting networks and new Adam optimizers (as each train.py makes them)."""
     generator, discriminator = copy.deepcopy(generator0), copy.deepcopy(discriminator0)
     adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS)
     return (generator, discriminator, torch.optim.Adam(generator.parameters(), **adam),
@@ -63,7 +63,7 @@ def fresh():
 # %% [markdown]
 # ## Three ways to stop D's gradient at G
 #
-# **`detach()`** is what `pytorch_impl/train.py` does (`train_step`, imported above):
+# **`detach()`** is what `pytorch_impl/step.py` does (`train_step`, imported above):
 # D reads `fake.detach()`, a tensor with the same values and no history, so `d_loss`
 # ends at the fake images. In the G step, D's own weight gradients are switched off
 # (`requires_grad_(False)`) because nobody needs them.
@@ -112,7 +112,7 @@ def step_requires_grad(generator, discriminator, g_optimizer, d_optimizer, real,
 
 
 def step_detach(*args):
-    train_step(*args)                         # pytorch_impl/train.py's own
+    train_step(*args)                         # pytorch_impl/step.py's own
 
 
 METHODS = {"detach()": step_detach, "retain_graph=True": step_retain_graph,
@@ -148,22 +148,22 @@ for name in ("retain_graph=True", "requires_grad"):
 # one place: G ran twice in training mode, so G's BatchNorm layers averaged the batch's
 # statistics into their running mean and variance twice. Training is the same; what
 # the generator does in evaluation mode (sampling) is not. That is why
-# `jax_impl/train.py` and `keras_impl/train.py` also run G once per step.
+# `jax_impl/step.py` and `keras_impl/step.py` also run G once per step.
 #
 # ## What each costs
 #
 # PyTorch can count the floating-point operations a piece of code runs
 # (`torch.utils.flop_counter.FlopCounterMode`). Compare each method with what the
-# algorithm needs, as `common/flops.py` counts it (its docstring gives the convention),
+# algorithm needs, as `benchmarks/flops.py` counts it (its docstring gives the convention),
 # and time a few steps of each.
 
 # %% tags=["slow"]
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import flops, machine
+from benchmarks import flops, machine
 
 need = flops.step_flops(cfg)["per_step"]
-print(f"the algorithm needs {need / 1e9:.2f} GFLOP per step (common.flops)\n")
+print(f"the algorithm needs {need / 1e9:.2f} GFLOP per step (benchmarks.flops)\n")
 cost = {}
 for name, method in METHODS.items():
     nets = fresh()
@@ -216,12 +216,12 @@ def excerpt(path, first, last):
     print(f"{path}, lines {i + 1}-{j + 1}:")
     print("\n".join(f"{n + 1:4} {lines[n]}" for n in range(i, j + 1)), "\n")
 
-excerpt("pytorch_impl/train.py", "(1) Update D", "g_optimizer.step()")
-excerpt("jax_impl/train.py", "fake, g_backward = nnx.vjp", "g_optimizer.update(")
-excerpt("keras_impl/train.py", "with tf.GradientTape() as g_tape:", "self.g_optimizer.apply(")
+excerpt("pytorch_impl/step.py", "(1) Update D", "g_optimizer.step()")
+excerpt("jax_impl/step.py", "fake, g_backward = nnx.vjp", "g_optimizer.update(")
+excerpt("keras_impl/step.py", "with tf.GradientTape() as g_tape:", "self.g_optimizer.apply(")
 
 # %% [markdown]
-# `diff pytorch_impl/train.py jax_impl/train.py` shows the rest: the three files share
+# `diff pytorch_impl/step.py jax_impl/step.py` shows the rest: the three files share
 # their section banners, so only framework code differs (`docs/side-by-side.html` lines
 # them up).
 #
@@ -334,4 +334,4 @@ plt.show()
 # with `D(G(z))` while the non-saturating one stays near 1: G learns fastest exactly
 # when it is worst. Both losses push G toward the same place, which is why Goodfellow et
 # al. (2014, section 3) proposed the non-saturating one for training, and all three
-# `train.py` files use it. Lesson 3 watches what training does with each.
+# `step.py` files use it. Lesson 3 watches what training does with each.

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from common import data, runfiles
 from common.config import ADAM_EPS, Config
 from pytorch_impl.model import build
-from pytorch_impl.train import generate, train_step
+from pytorch_impl.step import generate, train_step
 
 # These networks are tiny: a second thread gains little, and on a busy machine two
 # threads that wait for each other can make every step many times slower.
@@ -382,14 +382,14 @@ show_grids({f"D x5, step {K_STEPS}": d5_grids[K_STEPS],
 #
 # A generator can also fail by drawing only a few kinds of image well: mode collapse.
 # The curves need not show it, and a grid of 16 samples can hide it. The judge of lesson
-# 6 (`common.evaluate`) classifies each sample as a digit; the share of each digit among
+# 6 (`common.judge.evaluate`) classifies each sample as a digit; the share of each digit among
 # many samples, beside the real digits' shares, shows which modes G draws.
 #
 # Score 500 samples of each generator trained above (the judge needs at least 100).
 # **Predict** first: which run's histogram is the most uneven?
 
 # %%
-from common import evaluate
+from common.judge import evaluate
 
 judge = evaluate.load_judge("mnist")
 generators = {"healthy": healthy_g}
@@ -436,7 +436,7 @@ print(report[report.index("class histogram"):])
 # samples in [-1, 1] of any size into that input. Compute, for the healthy generator's
 # samples, `histogram`: the share of the samples whose most probable class is each digit
 # (10 numbers that sum to 1), and `top_share`, the largest of them. The check compares
-# them with `common.evaluate`'s report.
+# them with `common.judge.evaluate`'s report.
 
 # %%
 ### BEGIN SOLUTION

@@ -216,7 +216,7 @@ import matplotlib.pyplot as plt
 
 from common import data, runfiles
 from common.config import ADAM_EPS
-from pytorch_impl.train import generate, train_step
+from pytorch_impl.step import generate, train_step
 
 torch.set_num_threads(1)     # tiny networks: one thread, no fighting over a busy machine's cores
 

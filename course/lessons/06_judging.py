@@ -10,7 +10,7 @@
 # classes appear.
 #
 # You will:
-# - meet the repository's judge (`common/evaluate.py`), a small digit classifier whose
+# - meet the repository's judge (`common/judge/evaluate.py`), a small digit classifier whose
 #   forward pass is written in NumPy;
 # - see the floor: how far real digits are from other real digits, and how it moves
 #   with the number of images;
@@ -28,13 +28,13 @@ import course.start  # noqa: E402  (the repository root is importable and the wo
 # FID uses Inception-v3, trained on ImageNet. It cannot be downloaded on an offline
 # machine, and it would not know digits well anyway. So the repository has its own judge
 # per dataset: a small convolutional classifier trained once (`python -m
-# common.train_judge`) and committed with a record of which images it trained on and
+# common.judge.train`) and committed with a record of which images it trained on and
 # which it never saw. Its 64 last hidden units are the features; its class
 # probabilities feed the IS-style score.
 
 # %%
 import numpy as np
-from common import evaluate
+from common.judge import evaluate
 
 judge = evaluate.load_judge("mnist")
 for name, k, c_in, c_out, pool in evaluate.CONVS:
@@ -202,7 +202,7 @@ print(evaluate.format_scores(evaluate.evaluate(judge, samples["pytorch_impl"]), 
 show((samples["pytorch_impl"][:32, ..., 0] + 1) / 2, "the generator's samples (16x16)")
 
 # %% [markdown]
-# This report is what `python -m common.evaluate x.npy` prints: the distance with its
+# This report is what `python -m common.judge.evaluate x.npy` prints: the distance with its
 # interval, the floor at the same size (here for 16x16 images: the real digits make the
 # same 28 -> 16 -> 28 round trip), the IS-style score, and the class histogram beside
 # the real one. Now the same weights, sampled by JAX and by Keras:
@@ -251,7 +251,7 @@ for fw, x in samples.items():
 # The check runs it twice: on two 3-dimensional Gaussians with diagonal covariances,
 # where the distance is `sum (m1 - m2)^2 + sum (sqrt(v1) - sqrt(v2))^2` (an independent
 # formula), and on the judge's features of the generator's samples against the
-# reference, where it must agree with `common.evaluate.frechet_distance`.
+# reference, where it must agree with `common.judge.evaluate.frechet_distance`.
 
 # %%
 ### BEGIN SOLUTION
@@ -278,7 +278,7 @@ check.close("frechet, the generator's samples",
             evaluate.frechet_distance(f_gen, f_ref), tol=1e-6)
 
 # %% [markdown]
-# `common.evaluate` computes the same number another way: `Tr (S_1 S_2)^(1/2)` is the
+# `common.judge.evaluate` computes the same number another way: `Tr (S_1 S_2)^(1/2)` is the
 # sum of the square roots of the eigenvalues of `S_2^(1/2) S_1 S_2^(1/2)`, a symmetric
 # matrix, so `numpy.linalg.eigvalsh` gives them without complex round-off, and the
 # reference's square root is computed once and reused for every sample set

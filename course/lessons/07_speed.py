@@ -16,7 +16,7 @@
 # Which is faster depends on the network, the batch and the machine, so this lesson
 # measures and never concludes beyond its own numbers. You will:
 # - time the same step in each framework, first step and steady state;
-# - count the step's arithmetic (`common/flops.py`) and set the achieved rate against
+# - count the step's arithmetic (`benchmarks/flops.py`) and set the achieved rate against
 #   this machine's matrix-multiply peak;
 # - count one layer's FLOPs by hand and fill in a measured table (the exercises).
 
@@ -27,13 +27,13 @@ import course.start  # noqa: E402  (the repository root is importable and the wo
 # %% [markdown]
 # ## The machine
 #
-# A time means nothing without the machine it was measured on. `common/machine.py`
+# A time means nothing without the machine it was measured on. `benchmarks/machine.py`
 # describes it without importing any framework: the CPU, the instruction-set features
 # the frameworks' CPU kernels dispatch on, the cores, and the load (other programs
 # running at the same time slow every measurement below).
 
 # %%
-from common import flops, machine
+from benchmarks import flops, machine
 
 for line in machine.lines():
     print(line)
@@ -48,7 +48,7 @@ print(f"\nmatmul peak: {peak['gflops']:.1f} GFLOP/s (NumPy float32 {peak['n']}x{
 #
 # ## The step's arithmetic
 #
-# `common.flops.step_flops` counts the multiply-adds of one GAN step from the spec (its
+# `benchmarks.flops.step_flops` counts the multiply-adds of one GAN step from the spec (its
 # docstring gives the convention: forward passes of G once and D three times, the
 # backward passes each update needs). The network is the CPU default: 32x32, one
 # channel, widths 32, here at batch 64.
@@ -123,7 +123,7 @@ plt.show()
 # once, at the first step; PyTorch's first step warms caches and allocators), the second
 # compares steady states on this machine, the last two set each against the arithmetic
 # the step needs. On another machine (another CPU generation, more cores, a GPU) the
-# ratios move, sometimes past each other: the README's Speed section has two 2-core
+# ratios move, sometimes past each other: `docs/speed.md` has two 2-core
 # machines that ranked the frameworks differently. And look at the load line printed at
 # the top: where the load average is above the number of cores, other programs took
 # turns on them during these measurements, each number here is distorted by a different
@@ -203,7 +203,7 @@ for batch, (f, rate, frac) in table.items():
 # One more measurement, because on a small machine it can dominate all the others. PyTorch
 # splits each operation over its threads (one per core here) and makes them wait for each
 # other at the end of every operation. When another program holds one of the cores, every
-# operation waits for the slower thread (the README's Speed section measured one such
+# operation waits for the slower thread (`docs/speed.md` measured one such
 # case). Time G's forward pass with one thread and with all of them:
 
 # %%

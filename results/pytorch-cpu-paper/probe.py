@@ -13,7 +13,7 @@ from torch import nn
 torch.set_num_threads(1)
 from common import data
 from common.config import parse_config, ADAM_EPS
-import pytorch_impl.train as T
+import pytorch_impl.step as T
 import pytorch_impl.model as M
 variant, steps, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cfg = parse_config(["--arch", "paper"] + argv, "probe").resolve("cpu")

@@ -1,6 +1,6 @@
 """The variants of results/pytorch-cpu-paper/README.md's table (issue 12): one 300-step run of
 `--arch paper` with one change, through pytorch_impl.train.train (its build is swapped for
-one that alters the network), judged by common.evaluate on 1,000 samples of z from seed 0,
+one that alters the network), judged by common.judge.evaluate on 1,000 samples of z from seed 0,
 in inference and in training mode. A diagnosis tool, not a test: it patches train at run
 time, writes no portable weights, and appends one line to runs/paper-variants/table.txt.
 
@@ -19,10 +19,11 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from torch import nn
+import pytorch_impl.step as S
 import pytorch_impl.train as T
 import pytorch_impl.model as M
 from common import data, runfiles
-from common import evaluate as E
+from common.judge import evaluate as E
 from common.config import parse_config
 
 name, variant, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -80,7 +81,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     T.train(cfg)
 g = held["g"]
 z = data.draw_z(np.random.default_rng(0), 1000, cfg.nz, cfg.z_dist)
-x = T.generate(g, z, torch.device("cpu"))
+x = S.generate(g, z, torch.device("cpu"))
 judge = E.load_judge("mnist")
 g.train()
 with torch.no_grad():

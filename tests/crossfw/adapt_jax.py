@@ -7,7 +7,8 @@ from flax import nnx
 from common.config import ADAM_EPS
 from common.weights import RUNNING_STATS, running_stats
 from jax_impl.model import build, load_portable, to_portable
-from jax_impl.train import flat_state, mixed_precision, step_metrics, train_step
+from jax_impl.checkpoint import flat_state
+from jax_impl.step import mixed_precision, step_metrics, train_step
 
 def models(cfg, arrays):
     generator, discriminator = build(cfg)

@@ -7,7 +7,8 @@ from keras import ops
 from common.config import ADAM_EPS
 from common.weights import RUNNING_STATS, running_stats
 from keras_impl.model import build, load_portable, to_portable
-from keras_impl.train import GAN, PyTorchAdam
+from keras_impl.layers import PyTorchAdam
+from keras_impl.step import GAN
 
 def roundtrip(cfg, arrays):
     generator, discriminator = build(cfg)

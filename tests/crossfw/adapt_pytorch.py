@@ -6,7 +6,7 @@ import torch
 from common.config import ADAM_EPS
 from common.weights import RUNNING_STATS, running_stats
 from pytorch_impl.model import build, load_portable, to_portable
-from pytorch_impl.train import train_step
+from pytorch_impl.step import train_step
 
 def models(cfg, arrays):
     generator, discriminator = build(cfg)

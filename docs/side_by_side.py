@@ -1,8 +1,8 @@
 """The three implementations side by side, section by section, generated from the sources.
 
-    python -m common.side_by_side               # write docs/side-by-side.html and .md
-    python -m common.side_by_side --check       # exit 1 if they differ from what the sources give
-    python -m common.side_by_side --screenshot  # also docs/side-by-side.png (headless chromium)
+    python -m docs.side_by_side               # write docs/side-by-side.html and .md
+    python -m docs.side_by_side --check       # exit 1 if they differ from what the sources give
+    python -m docs.side_by_side --screenshot  # also docs/side-by-side.png (headless chromium)
 
 A section starts at a banner, two comment lines at the start of a line:
 
@@ -41,7 +41,7 @@ HTML_OUT, MD_OUT, PNG_OUT = "docs/side-by-side.html", "docs/side-by-side.md", "d
 FRAMEWORKS = (("pytorch", "PyTorch", "pytorch_impl"),
               ("jax", "JAX (Flax NNX + optax)", "jax_impl"),
               ("keras", "Keras 3 (TensorFlow)", "keras_impl"))
-FILES = ("model.py", "train.py", "sample.py")
+FILES = ("model.py", "step.py", "train.py", "layers.py", "parallel.py", "checkpoint.py", "sample.py")  # reading order
 HEADER, WHOLE_FILE = "header", "whole file"
 PYGMENTS_STYLE = "default"
 
@@ -58,21 +58,8 @@ NOTES = {
         "One spec layer is one block: PyTorch's `block()` returns an `nn.Sequential` of named "
         "children, JAX's `Block` is an `nnx.Module` that calls its parts in turn, Keras's `block()` "
         "a nested `keras.Sequential`. In all three `op(blk)` finds its `conv` or `fc` and "
-        "`act_first` puts the activation before BatchNorm.",
-        "BatchNorm, pinned to PyTorch's eps 1e-5 and momentum 0.1 (weight of the new value): JAX "
-        "writes it out and Keras subclasses it, since theirs weigh the old value (0.99), Keras's "
-        "eps is 1e-3, and both feed the running variance the biased batch variance, PyTorch the unbiased. "
-        "PyTorch picks `BatchNorm1d` or `BatchNorm2d`; JAX's and Keras's one class normalises "
-        "over every axis but the last, which is either.",
-        "How BatchNorm knows train from eval: PyTorch `.train()` / `.eval()` set a flag on every "
-        "module; NNX `.train()` / `.eval()` set `use_running_average`; Keras takes `training=` in each call.",
-        "Transposed convolution: PyTorch's padding p crops the output (and output_padding q "
-        "crops q less at the bottom and right). JAX has its own `ConvTranspose` that takes "
-        "PyTorch's p and q, not `nnx.ConvTranspose`, whose padding pads the dilated input: it "
-        "hands `lax.conv_transpose` the flipped kernel and K - 1 - p before, K - 1 - p + q after, "
-        "with a hand-written backward pass (`custom_vjp`) for XLA:CPU's speed. Keras has only "
-        "'valid' and 'same', which are p0 and p1 for 4x4 kernels; the paper's 5x5 layers get "
-        "`conv5x5_s2` and `conv_transpose5x5_s2`.",
+        "`act_first` puts the activation before BatchNorm. The BatchNorm each uses is its "
+        "`layers.py`'s.",
         "PyTorch's `linear()` is `nn.Linear` plus the (C, H, W) map its input comes from or "
         "its output becomes (`in_map`, `out_map`), for the portable conversion. JAX's `conv()` "
         "and `linear()`, Keras's `conv()` and `dense()` pin what Flax and Keras would choose "
@@ -142,26 +129,11 @@ NOTES = {
         "parameters and the BatchNorm buffers; JAX `nnx.Param` and `nnx.BatchStat` state; Keras "
         "`trainable_weights` and `non_trainable_weights` (its `count_params()` adds the two).",
     ],
-    "train.py/header": [
-        "The native checkpoint is `checkpoint.pt`, `checkpoint.npz` or `checkpoint.keras`; the "
-        "portable `weights.npz` is the same for all three.",
+    "step.py/header": [
+        "Single-device code in all three, with no data-parallel import: what runs it on several "
+        "devices is `parallel.py`'s, around it.",
     ],
-    "train.py/device": [
-        "PyTorch picks a `torch.device` (CUDA, MPS or CPU) and moves tensors with `.to()`; JAX "
-        "picks a `jax.Device` and puts arrays on it (the jax from PyPI sees no GPU); "
-        "TensorFlow runs every op on a GPU when it sees one, so `--device cpu` hides the GPUs.",
-    ],
-    "train.py/data parallel": [
-        "PyTorch runs one process per device (`torchrun`), each training its own slice of the "
-        "global batch in `DistributedDataParallel`, which averages the gradients; BatchNorm is "
-        "`nn.SyncBatchNorm` (on the CPU, which it refuses, `CPUSyncBatchNorm` all-reduces the "
-        "same sums), and only rank 0 writes the run directory.",
-        "JAX runs one program over a one-axis `Mesh`: the state replicated, the batch sharded, "
-        "the step unchanged; its means, BatchNorm's included, are over the global array.",
-        "Keras replicates the model on each device with `tf.distribute.MirroredStrategy`, one "
-        "replica per device in one process, and all-reduces the replicas' gradients.",
-    ],
-    "train.py/one gan step": [
+    "step.py/one gan step": [
         "The step's shape, the same in all three: G runs once, D is updated on real and fake, "
         "then G is updated through the updated D on the same fake batch.",
         "How state is carried: PyTorch mutates modules and optimizers in place "
@@ -171,10 +143,8 @@ NOTES = {
         "What G's backward pass needs is kept from the one forward pass: PyTorch's autograd graph "
         "hangs on `fake`; JAX keeps `g_backward` from `nnx.vjp` (a second G(z) inside a loss "
         "function would move G's BatchNorm statistics twice); Keras opens `g_tape` around G(z).",
-        "Keras's Adam adds eps to the uncorrected sqrt(v): `PyTorchAdam` computes the update as "
-        "PyTorch and optax do.",
     ],
-    "train.py/one gan step / update d": [
+    "step.py/one gan step / update d": [
         "Where gradients stop: PyTorch `fake.detach()`; JAX differentiates with respect to D's "
         "parameters only and `fake` enters as a plain array; Keras made `fake` before `d_tape` "
         "started recording, and takes the gradient for D's `trainable_variables`.",
@@ -183,30 +153,98 @@ NOTES = {
         "The update: PyTorch `zero_grad` / `backward` / `step`; JAX `nnx.value_and_grad` then "
         "`optimizer.update(model, grads)`; Keras `tape.gradient` then `optimizer.apply`.",
     ],
-    "train.py/one gan step / update g": [
+    "step.py/one gan step / update g": [
         "The gradient goes through D into G, but D's own weight gradients are not computed: "
         "PyTorch turns them off (`requires_grad_(False)`), JAX and Keras ask only for what G needs "
         "(JAX the gradient with respect to `fake`, then `g_backward`; Keras G's variables).",
         "The metrics leave the device in one copy per step: a stacked tensor in PyTorch and JAX; "
         "Keras returns a dict, which `fit` hands to the callbacks.",
     ],
-    "train.py/sampling": [
+    "step.py/mixed precision": [
+        "`--precision bf16`: PyTorch wraps the forward passes in `torch.autocast`; JAX sets each "
+        "layer's computation `dtype`; Keras builds the layers under the `mixed_bfloat16` policy. "
+        "In all three the parameters, their gradients and Adam's moments stay float32, BatchNorm "
+        "computes its statistics in float32 and the losses are float32.",
+    ],
+    "step.py/sampling": [
         "BatchNorm in inference mode (running statistics): PyTorch `eval()` under "
         "`torch.no_grad()`, then back to `train()`, and NCHW to NHWC; NNX `eval()` changes a "
         "static attribute, so `nnx.jit` compiles a second version, once; Keras `training=False`.",
     ],
-    "train.py/checkpoints": [
-        "PyTorch saves the `state_dict`s of networks and optimizers (`torch.save`); JAX flattens "
-        "the four NNX objects' state into a plain `.npz`; Keras saves the whole `GAN` model, "
-        "optimizers included, and reads its step from the optimizer's update count.",
-        "Written atomically. The step is the whole position: the data order and the noise are "
-        "functions of (seed, step).",
+    "train.py/header": [
+        "The loop only: the step is `step.py`'s, the devices `parallel.py`'s, the native "
+        "checkpoint (`checkpoint.pt`, `checkpoint.npz` or `checkpoint.keras`) `checkpoint.py`'s; "
+        "the portable `weights.npz` is the same for all three.",
     ],
     "train.py/the training loop": [
         "PyTorch and JAX write the loop out (JAX dispatches each step asynchronously: copying "
         "its metrics to the host waits for it). Keras's loop is `fit`, one epoch per call, and a "
         "`keras.callbacks.Callback` writes the run files; Ctrl-C sets `stop_training`.",
         "All three: a checkpoint after every epoch, at the end and on Ctrl-C; portable weights always.",
+    ],
+    "layers.py/header": [
+        "PyTorch is the reference, so its `layers.py` only pins the defaults that matter; JAX's "
+        "and Keras's write out what their own layers compute differently. Every row of DESIGN's "
+        "table of silently differing defaults that a layer can fix is fixed here.",
+    ],
+    "layers.py/batchnorm": [
+        "Pinned to PyTorch's eps 1e-5 and momentum 0.1 (weight of the new value): JAX writes "
+        "BatchNorm out and Keras subclasses it, since theirs weigh the old value (0.99), Keras's "
+        "eps is 1e-3, and both feed the running variance the biased batch variance, PyTorch the "
+        "unbiased. PyTorch picks `BatchNorm1d` or `BatchNorm2d`; JAX's and Keras's one class "
+        "normalises over every axis but the last, which is either.",
+        "How BatchNorm knows train from eval: PyTorch `.train()` / `.eval()` set a flag on every "
+        "module; NNX `.train()` / `.eval()` set `use_running_average`; Keras takes `training=` in each call.",
+        "Keras's is also the synchronised BatchNorm of a data-parallel run (`synchronized=True`); "
+        "PyTorch's is swapped for one in `parallel.py`; JAX's means are over the global array already.",
+    ],
+    "layers.py/transposed convolution": [
+        "PyTorch's padding p crops the output (and output_padding q crops q less at the bottom "
+        "and right). JAX has its own `ConvTranspose` that takes PyTorch's p and q, not "
+        "`nnx.ConvTranspose`, whose padding pads the dilated input: it hands `lax.conv_transpose` "
+        "the flipped kernel and K - 1 - p before, K - 1 - p + q after, with a hand-written "
+        "backward pass (`custom_vjp`) for XLA:CPU's speed. Keras has only 'valid' and 'same', "
+        "which are p0 and p1 for 4x4 kernels; the paper's 5x5 layers get `conv5x5_s2` and "
+        "`conv_transpose5x5_s2` in its `model.py`.",
+    ],
+    "layers.py/adam": [
+        "PyTorch and optax add eps to the bias-corrected sqrt(v); Keras's Adam adds it to the "
+        "uncorrected one, which acts like an eps 32x larger at step 1: `PyTorchAdam` computes "
+        "the update as PyTorch does, bias corrections in float64.",
+        "Under a tf.distribute strategy Keras sums the replicas' gradients where PyTorch's DDP "
+        "averages them: `PyTorchAdam.apply` divides by the number of replicas first.",
+    ],
+    "parallel.py/header": [
+        "How each framework is told to use several devices: PyTorch needs one process per "
+        "device from `torchrun`; JAX and Keras take `--devices N` in one process.",
+    ],
+    "parallel.py/devices": [
+        "PyTorch picks a `torch.device` (CUDA, MPS or CPU) and moves tensors with `.to()`; JAX "
+        "picks a `jax.Device` and puts arrays on it (the jax from PyPI sees no GPU); "
+        "TensorFlow runs every op on a GPU when it sees one, so `--device cpu` hides the GPUs.",
+    ],
+    "parallel.py/data parallel": [
+        "PyTorch runs one process per device (`torchrun`), each training its own slice of the "
+        "global batch in `DistributedDataParallel`, which averages the gradients (`DDP` steps "
+        "aside while D is frozen for G's update); BatchNorm is `nn.SyncBatchNorm` (on the CPU, "
+        "which it refuses, `CPUSyncBatchNorm` all-reduces the same sums); the loop averages the "
+        "metrics, and only rank 0 writes the run directory.",
+        "JAX runs one program over a one-axis `Mesh`: the state replicated, the batch sharded, "
+        "the step unchanged; its means, BatchNorm's included, are over the global array.",
+        "Keras replicates the model on each device with `tf.distribute.MirroredStrategy`, one "
+        "replica per device in one process; `fit` runs `train_step` on each and averages the "
+        "metrics it returns.",
+    ],
+    "checkpoint.py/header": [
+        "The native checkpoint is `checkpoint.pt`, `checkpoint.npz` or `checkpoint.keras`; any "
+        "damaged or foreign file is one error line naming it.",
+    ],
+    "checkpoint.py/checkpoints": [
+        "PyTorch saves the `state_dict`s of networks and optimizers (`torch.save`); JAX flattens "
+        "the four NNX objects' state into a plain `.npz`; Keras saves the whole `GAN` model, "
+        "optimizers included, and reads its step from the optimizer's update count.",
+        "Written atomically. The step is the whole position: the data order and the noise are "
+        "functions of (seed, step).",
     ],
     "sample.py/whole file": [
         "The same steps in all three: read portable weights (written by any of the three), "
@@ -359,7 +397,7 @@ def problems(rows: list) -> list:
             if cols[fw] is None:
                 out.append(f"{pkg}/{f}: no section '{key}'")
         if f"{f}/{key}" not in NOTES:
-            out.append(f"no note for section '{f}/{key}' in NOTES (common/side_by_side.py)")
+            out.append(f"no note for section '{f}/{key}' in NOTES (docs/side_by_side.py)")
     return out
 
 
@@ -439,13 +477,13 @@ def render_html(rows: list) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            "<title>One DCGAN, three frameworks: side by side</title>",
-           "<!-- generated by `python -m common.side_by_side` from the sources: do not edit -->",
+           "<!-- generated by `python -m docs.side_by_side` from the sources: do not edit -->",
            "<style>", CSS.strip(), pyg_css, "</style>", "</head>", "<body>",
            "<h1>One DCGAN, three frameworks: side by side</h1>",
            '<p class="sbs-intro">The three implementations, section by section, cut at the banners '
-           "that their <code>model.py</code>, <code>train.py</code> and <code>sample.py</code> share, "
+           "that their files share, in reading order (" + ", ".join(f"<code>{f}</code>" for f in FILES) + "), "
            "with a note on what differs and why. Generated from the sources by "
-           "<code>python -m common.side_by_side</code>; each column header links to its file and lines.</p>",
+           "<code>python -m docs.side_by_side</code>; each column header links to its file and lines.</p>",
            '<table class="sbs-toc">', "<tr><th>section</th>"
            + "".join(f"<th>{html.escape(names[fw])}</th>" for fw, _, _ in FRAMEWORKS) + "</tr>"]
     for f, key, cols in rows:
@@ -498,11 +536,12 @@ def fence(lines: list) -> str:
 def render_markdown(rows: list) -> str:
     names = {fw: name for fw, name, _ in FRAMEWORKS}
     out = ["# One DCGAN, three frameworks: side by side", "",
-           "<!-- generated by `python -m common.side_by_side` from the sources: do not edit -->", "",
-           "The three implementations, section by section, cut at the banners that their `model.py`, "
-           "`train.py` and `sample.py` share, with a note on what differs and why. The same page with "
+           "<!-- generated by `python -m docs.side_by_side` from the sources: do not edit -->", "",
+           "The three implementations, section by section, cut at the banners that their files share, "
+           "in reading order (" + ", ".join(f"`{f}`" for f in FILES) + "), with a note on what "
+           "differs and why. The same page with "
            "three columns and highlighting: [side-by-side.html](side-by-side.html) (open it from a "
-           "clone). Generated from the sources by `python -m common.side_by_side`.", "",
+           "clone). Generated from the sources by `python -m docs.side_by_side`.", "",
            "| section | " + " | ".join(names[fw] for fw, _, _ in FRAMEWORKS) + " |",
            "|---|" + "---|" * len(FRAMEWORKS)]
     for f, key, cols in rows:
@@ -566,7 +605,7 @@ def screenshot(html_path: Path, png_path: Path, width=1440, height=2000) -> None
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.side_by_side", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m docs.side_by_side", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the pages are not what the sources give")
     ap.add_argument("--screenshot", action="store_true", help=f"also write {PNG_OUT} with headless chromium")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
@@ -579,7 +618,7 @@ def main(argv=None) -> int:
         stale = [p for p, text in pages.items()
                  if not (args.root / p).is_file() or (args.root / p).read_text(encoding="utf-8") != text]
         for p in stale:
-            print(f"{p} is stale: run python -m common.side_by_side", file=sys.stderr)
+            print(f"{p} is stale: run python -m docs.side_by_side", file=sys.stderr)
         return 1 if stale else 0
     for p, text in pages.items():
         (args.root / p).parent.mkdir(parents=True, exist_ok=True)

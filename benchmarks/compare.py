@@ -1,9 +1,9 @@
 """Train the three implementations on identical settings and write a side-by-side report.
 
-    python -m common.compare                      # the bare command's CPU config, 3 frameworks
-    python -m common.compare --image-size 64 --ngf 64 --ndf 64 --max-steps 100
-    python -m common.compare --arch cs231n --max-steps 500    # the CS231n network's defaults
-    python -m common.compare --frameworks pytorch jax --dataset synthetic --image-size 16 \\
+    python -m benchmarks.compare                      # the bare command's CPU config, 3 frameworks
+    python -m benchmarks.compare --image-size 64 --ngf 64 --ndf 64 --max-steps 100
+    python -m benchmarks.compare --arch cs231n --max-steps 500    # the CS231n network's defaults
+    python -m benchmarks.compare --frameworks pytorch jax --dataset synthetic --image-size 16 \\
         --ngf 8 --ndf 8 --max-steps 20 --out /tmp/cmp
 
 Framework-free: each framework runs in its own processes, one after another, with the same
@@ -14,7 +14,7 @@ dataset, config, seed and number of steps, from the same initial weights:
     python -m <fw>_impl.sample --weights RUNS/<fw>/weights.npz --noise RUNS/noise.npy \\
         --out RUNS/<fw>/samples.npy                                    (the same z for all)
 
-then the offline judge (common.evaluate) scores each framework's samples, common.flops
+then the offline judge (common.judge.evaluate) scores each framework's samples, benchmarks.flops
 counts the FLOPs of a step from the spec, and a float32 matrix multiply measures the
 machine's peak. The runs' metrics, step by step, show how long the three stay the same run
 (the drift section). OUT gets README.md (the tables and pictures), report.json (every
@@ -44,10 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, evaluate, flops, runfiles, weights
-from .config import (ARCH_DEFAULTS, ARCHS, DATASETS, DEVICES, PROFILES, Z_DISTS, Config, profile_defaults,
+from benchmarks import flops
+from common import data, runfiles, weights
+from common.config import (ARCH_DEFAULTS, ARCHS, DATASETS, DEVICES, PROFILES, Z_DISTS, Config, profile_defaults,
                      UserError, _float_in, _int_in, run_main)
-from .spec import discriminator_spec, generator_spec
+from common.judge import evaluate
+from common.spec import discriminator_spec, generator_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("pytorch", "jax", "keras")
@@ -179,7 +181,9 @@ def same_config(run_dir: Path, a: argparse.Namespace, init_path: Path) -> bool:
 def run_framework(fw: str, a: argparse.Namespace, runs: Path, noise_path: Path, init_path: Path,
                   echo: bool) -> Result:
     r = Result(fw)
-    r.lines = {f: count_lines(ROOT / f"{fw}_impl" / f) for f in ("model.py", "train.py")}
+    r.lines = {f: count_lines(ROOT / f"{fw}_impl" / f) for f in ("model.py", "step.py", "train.py")}
+    every = [count_lines(p) for p in sorted((ROOT / f"{fw}_impl").glob("*.py"))]
+    r.lines["all .py"] = tuple(map(sum, zip(*[c for c in every if c]))) if any(every) else None
     missing = [f"{fw}_impl/{f}.py" for f in ("train", "sample")
                if not (ROOT / f"{fw}_impl" / f"{f}.py").is_file()]
     if missing:
@@ -298,7 +302,7 @@ def plot_drift(per_step: dict, out: Path) -> None:
 # The report.
 
 def machine() -> str:
-    from . import machine as described    # the CPU, its cores and features, as benchmarks.step_time prints
+    from benchmarks import machine as described    # the CPU, its cores and features, as benchmarks.step_time prints
     mem = ""
     try:
         mem = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.0f} GiB"
@@ -437,8 +441,8 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
          "## Speed and cost", "",
          "| framework | device | median s/step | images/s | 1st step (s) | warm-up extra (s) | "
          "train wall (s) | 1st sample after (s) | peak RSS (GiB) | GFLOP/s | % of matmul peak | "
-         "model.py lines | train.py lines |",
-         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+         "model.py lines | step.py lines | train.py lines | all .py lines |",
+         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     notes = []
     lines_of = lambda r, f: "—" if not r.lines.get(f) else f"{r.lines[f][0]} ({r.lines[f][1]})"
     for r in results:
@@ -450,12 +454,12 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
                      fmt(r.gflops, ".1f"), fmt(r.peak_fraction and 100 * r.peak_fraction, ".0f")]
         else:
             cells = [f"{r.status} (see below)"] + ["—"] * 9
-        cells += [lines_of(r, "model.py"), lines_of(r, "train.py")]
+        cells += [lines_of(r, f) for f in ("model.py", "step.py", "train.py", "all .py")]
         L.append(f"| {r.framework} | " + " | ".join(cells) + " |")
         if r.status != "ok":
             notes.append(f"- **{r.framework}: {r.status}**: {r.message}")
         if r.reused:
-            notes.append(f"- {r.framework}: the run was reused from an earlier `common.compare`; "
+            notes.append(f"- {r.framework}: the run was reused from an earlier `benchmarks.compare`; "
                          "its timings are from then.")
     L += ["", "## Training at the end", "",
           f"Means over the last {FINAL} steps (fewer in shorter runs).", "",
@@ -495,7 +499,7 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
     L += ["", "## Cost against the machine's limit", "",
           f"One training step is **{flop_text(cost['per_step'])}** (batch {cost['batch_size']}; G forward "
           f"{flop_text(cost['g_forward_per_image'])} and D forward {flop_text(cost['d_forward_per_image'])} "
-          "per image), counted from the spec by `common/flops.py`: convolutions only, a multiply-add "
+          "per image), counted from the spec by `benchmarks/flops.py`: convolutions only, a multiply-add "
           "is 2 FLOPs, G forward once, D forward three times, and the backward passes the algorithm needs "
           "(the D step's weight and input gradients for real and fake, the G step's input gradients "
           "through D and weight and input gradients through G).", "",
@@ -531,7 +535,7 @@ def markdown(a: argparse.Namespace, results: list[Result], cost: dict, peak: dic
           "over the samples (the same reference for all, so it adds nothing to a comparison)."
           " **IS-style score**: exp(E KL(p(y|x) || p(y))) over the judge's "
           "class probabilities: high when each image is clearly one class and the classes are balanced. "
-          "See `python -m common.evaluate --help`."]
+          "See `python -m common.judge.evaluate --help`."]
     return "\n".join(L) + "\n"
 
 
@@ -547,7 +551,7 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 
 def parse_args(argv):
     cpu = PROFILES["cpu"]          # defaults: the bare `train` command's config on a CPU
-    p = argparse.ArgumentParser(prog="python -m common.compare", description=__doc__, formatter_class=_Help)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__, formatter_class=_Help)
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS),
                    help="which to run, in this order")
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="as for train")
@@ -580,8 +584,8 @@ def parse_args(argv):
                    "finished runs of the same config found there are reused")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.add_argument("--peak-size", type=_int_in(64, 16384), default=2048, help="n of the n^3 matmul peak")
-    p.add_argument("--judge-dir", help="a folder of judge files from `python -m common.train_judge --out` "
-                   "(default: the committed ones in common/judges)")
+    p.add_argument("--judge-dir", help="a folder of judge files from `python -m common.judge.train --out` "
+                   "(default: the committed ones in common/judge)")
     p.add_argument("--quiet", action="store_true", help="do not echo the children's output")
     a = p.parse_args(argv)
     prof = profile_defaults(a.arch, "cpu")
@@ -609,7 +613,7 @@ def main(argv=None):
     runs = Path(a.runs_dir or Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python -m common.compare", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m benchmarks.compare", *(argv if argv is not None else sys.argv[1:])])
 
     print(f"measuring the matmul peak ({a.peak_size}^3, float32, numpy) ...")
     peak = flops.matmul_peak(a.peak_size)

@@ -1,13 +1,13 @@
-"""Train the judges that common.evaluate reads, once, and write common/judges/<dataset>.npz.
+"""Train the judges that common.judge.evaluate reads, once, and write common/judge/<dataset>.npz.
 
-    python -m common.train_judge mnist                 # about 30 s on 2 idle cores
-    python -m common.train_judge fashion-mnist         # about 4 minutes (19 on a busy machine)
-    python -m common.train_judge synthetic             # under a minute
-    python -m common.train_judge mnist --out /tmp/j    # try one: common.evaluate --judge-dir /tmp/j
+    python -m common.judge.train mnist                 # about 30 s on 2 idle cores
+    python -m common.judge.train fashion-mnist         # about 4 minutes (19 on a busy machine)
+    python -m common.judge.train synthetic             # under a minute
+    python -m common.judge.train mnist --out /tmp/j    # try one: common.judge.evaluate --judge-dir /tmp/j
 
 PyTorch trains the network here, and only here: this is the one module of common/ that
 uses a framework, inside train(), and nothing imports it, so importing common/ still
-loads none. The .npz holds the weights in the NumPy layout of common/evaluate.py, which
+loads none. The .npz holds the weights in the NumPy layout of common/judge/evaluate.py, which
 runs them, so the judge belongs to none of the three implementations when it scores.
 
 The data, fixed so that every machine scores against the same judge and images:
@@ -22,7 +22,7 @@ The recipe: Adam with a cosine learning-rate decay, dropout, a fixed number of e
 each training image randomly moved a little at every epoch (rotated, scaled, shifted;
 Fashion-MNIST: shifted and mirrored), and half the batches resized to 12 to 64 pixels and
 back (samples of other sizes reach the judge that way). The held-out images are looked at once, at the end,
-for the accuracy, measured on the exported weights by common.evaluate's NumPy forward pass.
+for the accuracy, measured on the exported weights by common.judge.evaluate's NumPy forward pass.
 The .npz's `record` (JSON) says all of this, with the indices or files and a checksum.
 """
 from __future__ import annotations
@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, evaluate, runfiles
-from .config import UserError, run_main
+from common import data, runfiles
+from common.config import UserError, run_main
+from common.judge import evaluate
 
 SEED = 0
 RECIPES = {            # epochs; augmentation: rotation (degrees), scale (+-), shift (pixels), mirror
@@ -45,7 +46,7 @@ RECIPES = {            # epochs; augmentation: rotation (degrees), scale (+-), s
     "fashion-mnist": dict(epochs=20, rotate=0.0, scale=0.0, shift=2.0, mirror=True),
     "synthetic": dict(epochs=30, rotate=0.0, scale=0.0, shift=0.0, mirror=False),
 }
-# Half the batches go to one of these sizes and back, as common.evaluate takes samples
+# Half the batches go to one of these sizes and back, as common.judge.evaluate takes samples
 # drawn at another size (and the held-out images with them): without it the judge of
 # crisp 28x28 discs called most discs of a 16-pixel round trip the largest class.
 ROUND_TRIP_SIZES = (12, 16, 20, 24, 32, 48, 64)
@@ -106,7 +107,7 @@ def load_data(dataset: str, data_dir: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------
-# The network in PyTorch: the layers of common/evaluate.py, in NCHW.
+# The network in PyTorch: the layers of common/judge/evaluate.py, in NCHW.
 
 def build(k: int):
     import torch.nn as nn
@@ -122,7 +123,7 @@ def build(k: int):
 
 
 def export(net) -> dict:
-    """The PyTorch weights in common/evaluate.py's layout: each BatchNorm's running
+    """The PyTorch weights in common/judge/evaluate.py's layout: each BatchNorm's running
     statistics folded into its convolution (w s and (b - mean) s + beta, with
     s = gamma / sqrt(var + eps)), conv OIHW -> HWIO, dense (out, in) -> (in, out), and f1's
     inputs reordered from PyTorch's (C, H, W) flatten to NumPy's (H, W, C)."""
@@ -218,7 +219,7 @@ def train(dataset: str, data_dir: str = "data", out: str | Path = evaluate.JUDGE
                   batch=BATCH, lr=LR, dropout=DROPOUT, optimizer="Adam, cosine decay to 0",
                   train_seconds=round(seconds, 1), torch=torch.__version__,
                   machine=f"{platform.machine()}, {torch.get_num_threads()} threads",
-                  date=time.strftime("%Y-%m-%d"), made_by=f"python -m common.train_judge {dataset}")
+                  date=time.strftime("%Y-%m-%d"), made_by=f"python -m common.judge.train {dataset}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{dataset}.npz"
@@ -230,12 +231,12 @@ def train(dataset: str, data_dir: str = "data", out: str | Path = evaluate.JUDGE
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m common.train_judge", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m common.judge.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("datasets", nargs="+", choices=evaluate.JUDGE_DATASETS + ("all",))
     p.add_argument("--data-dir", default="data", help="where fashion-mnist is, if not in Debian's place")
     p.add_argument("--out", default=str(evaluate.JUDGE_DIR), help="folder for <dataset>.npz "
-                   "(default: common/judges, the committed judges)")
+                   "(default: common/judge, the committed judges)")
     p.add_argument("--epochs", type=int, help="instead of the recipe's (for a quick try)")
     a = p.parse_args(argv)
     names = evaluate.JUDGE_DATASETS if "all" in a.datasets else a.datasets

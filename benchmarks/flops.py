@@ -39,8 +39,8 @@ import time
 
 import numpy as np
 
-from .config import Config
-from .spec import Layer, discriminator_spec, generator_spec
+from common.config import Config
+from common.spec import Layer, discriminator_spec, generator_spec
 
 
 def conv_output_size(layer: Layer) -> int:

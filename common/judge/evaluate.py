@@ -1,12 +1,12 @@
 """An offline judge of sample quality that belongs to none of the three frameworks.
 
     python -m pytorch_impl.sample --weights runs/x/weights.npz --n 1000 --out x.npy
-    python -m common.evaluate x.npy --dataset mnist
-    python -m common.evaluate a.npy b.npy --dataset fashion-mnist --json scores.json
+    python -m common.judge.evaluate x.npy --dataset mnist
+    python -m common.judge.evaluate a.npy b.npy --dataset fashion-mnist --json scores.json
 
 FID and the Inception Score need an ImageNet network that cannot be downloaded here, so the
 project has its own judge per dataset: a small convolutional classifier (NETWORK below)
-trained once by `python -m common.train_judge` and committed as common/judges/<dataset>.npz,
+trained once by `python -m common.judge.train` and committed as common/judge/<dataset>.npz,
 its weights and a record of what it saw: which images trained it, which were held out,
 the seed, its accuracy on the held-out images. Its forward pass runs here, in NumPy, so
 scoring needs no training and no framework. From it, for samples (N, H, W, 1) in [-1, 1]:
@@ -40,11 +40,11 @@ from statistics import NormalDist
 
 import numpy as np
 
-from . import data
-from .config import UserError, run_main
+from common import data
+from common.config import UserError, run_main
 
 JUDGE_SIZE = 28                 # MNIST's size: the judge sees every image at 28x28
-JUDGE_DIR = Path(__file__).resolve().parent / "judges"     # the committed <dataset>.npz
+JUDGE_DIR = Path(__file__).resolve().parent     # the committed <dataset>.npz, beside this file
 MIN_SAMPLES = 100               # fewer make the 64x64 feature covariance meaningless
 GROUPS = 50                     # jackknife groups behind each Frechet distance's spread
 INTERVAL = 0.90                 # the spread's interval: point +- 1.645 std
@@ -57,7 +57,7 @@ SYNTHETIC_EDGES = (0.15, 0.20, 0.25)   # disc radius / image size: 4 classes in 
 CLASSES = {"mnist": [str(i) for i in range(10)], "fashion-mnist": FASHION_CLASSES,
            "synthetic": SYNTHETIC_CLASSES}
 
-# The judge's network, written out once; common/train_judge.py builds the same layers in
+# The judge's network, written out once; common/judge/train.py builds the same layers in
 # PyTorch and exports them in this layout. Valid convolutions and 2x2 max pools, so every
 # input pixel reaches the features.
 #   input                      (N, 28, 28, 1)  pixels in [0, 1]
@@ -175,7 +175,7 @@ def expected_shapes(k: int) -> dict:
 class Judge:
     dataset: str
     weights: dict               # name -> float32 array, in the layout above
-    record: dict                # what common.train_judge wrote about the data and training
+    record: dict                # what common.judge.train wrote about the data and training
     x_test: np.ndarray          # the held-out images, uint8 (N, 28, 28): never trained on
     y_test: np.ndarray
     path: Path | None = None
@@ -234,20 +234,20 @@ def held_out(dataset: str, record: dict, arrays, data_dir: str | Path) -> tuple[
     if checksum(x, y) != record["heldout_sha1"]:
         raise UserError(f"{where}: not the held-out images the judge was measured on "
                         f"(checksum differs from its record); retrain it with "
-                        f"`python -m common.train_judge {dataset}`")
+                        f"`python -m common.judge.train {dataset}`")
     return x, y
 
 
 def load_judge(dataset: str, data_dir: str | Path = "data", judge_dir: str | Path | None = None,
                log=print) -> Judge:
     """The judge for dataset from <judge_dir>/<dataset>.npz (default: the committed one in
-    common/judges) with its held-out images; says which in one line."""
+    common/judge) with its held-out images; says which in one line."""
     if dataset not in JUDGE_DATASETS:
         raise UserError(f"no judge for dataset {dataset!r}: the judge needs labelled grayscale "
                         f"images; it knows {', '.join(JUDGE_DATASETS)}")
     path = Path(judge_dir or JUDGE_DIR) / f"{dataset}.npz"
     if not path.is_file():
-        raise UserError(f"{path}: no judge file; make it with `python -m common.train_judge "
+        raise UserError(f"{path}: no judge file; make it with `python -m common.judge.train "
                         f"{dataset} --out {path.parent}`")
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -255,12 +255,12 @@ def load_judge(dataset: str, data_dir: str | Path = "data", judge_dir: str | Pat
         record = json.loads(str(arrays.pop("record")))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{path}: cannot read it as a judge file ({e}); retrain it with "
-                        f"`python -m common.train_judge {dataset}`") from None
+                        f"`python -m common.judge.train {dataset}`") from None
     weights = {k: v.astype(np.float32) for k, v in arrays.items() if k.endswith((".kernel", ".bias"))}
     want = expected_shapes(len(CLASSES[dataset]))
     got = {k: v.shape for k, v in weights.items()}
     if got != want:
-        raise UserError(f"{path}: layers {got} are not the network of common/evaluate.py {want}")
+        raise UserError(f"{path}: layers {got} are not the network of common/judge/evaluate.py {want}")
     x, y = held_out(dataset, record, arrays, data_dir)
     judge = Judge(dataset, weights, record, x, y, path)
     log(f"{judge.describe()}; {path}")
@@ -472,14 +472,14 @@ def load_samples(path: str | Path) -> np.ndarray:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m common.evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m common.judge.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="+", help=".npy arrays (N, H, W, C) in [-1, 1]")
     p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(JUDGE_DATASETS)} (default: mnist)")
     p.add_argument("--data-dir", default="data",
                    help="where fashion-mnist's t10k files are, if not in Debian's place (default: data)")
-    p.add_argument("--judge-dir", help="a folder with <dataset>.npz from `python -m common.train_judge "
-                   "--out`, instead of the committed judges in common/judges")
+    p.add_argument("--judge-dir", help="a folder with <dataset>.npz from `python -m common.judge.train "
+                   "--out`, instead of the committed judges in common/judge")
     p.add_argument("--json", help="also write the scores to this .json file")
     a = p.parse_args(argv)
     if a.dataset not in JUDGE_DATASETS:
