@@ -15,8 +15,10 @@ does, inside the function.
 """
 import os
 import platform
+import sys
 
 from common.hardware import FEATURES, cpuinfo, cpu_features, cpu_model
+
 
 def cores() -> tuple[int | None, str]:
     """(cores this process may run on, how that was found)."""
@@ -81,8 +83,9 @@ def summary(d: dict | None = None) -> str:
 def _about_pytorch() -> str:
     import torch
     cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "?")()
-    return (f"torch {torch.__version__}, oneDNN (mkldnn) "
-            f"{'available' if torch.backends.mkldnn.is_available() else 'NOT available'}, "
+    onednn = ("NOT available" if not torch.backends.mkldnn.is_available()
+              else "on" if torch.backends.mkldnn.enabled else "available but off")
+    return (f"torch {torch.__version__}, oneDNN (mkldnn) {onednn}, "
             f"{torch.get_num_threads()} threads, CPU kernels {cap}")
 
 
@@ -106,6 +109,9 @@ def _about_keras() -> str:
     except (ImportError, AttributeError):
         onednn = "unknown"
     env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    keras_impl = sys.modules.get("keras_impl")          # which sets it unless the user did
+    if env is not None and keras_impl is not None and not keras_impl.ONEDNN_ASKED_BY_USER:
+        env += ", set by keras_impl"
     return (f"tensorflow {tf.__version__}, keras {keras.__version__} (backend {keras.backend.backend()}), "
             f"oneDNN {onednn} (TF_ENABLE_ONEDNN_OPTS={'unset' if env is None else env}), "
             f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")

@@ -32,7 +32,7 @@ def describe_device(device: jax.Device) -> str:
     if device.platform == "gpu":
         return f"gpu ({device.device_kind})"
     if device.platform == "cpu":
-        return f"cpu (XLA, {os.cpu_count()} cores)"
+        return f"cpu (XLA:CPU backend, {os.cpu_count()} cores)"    # JAX's one CPU path
     return device.platform
 
 

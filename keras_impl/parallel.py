@@ -45,7 +45,20 @@ def describe_device(device: str) -> str:
         details = tf.config.experimental.get_device_details(gpu)
         return f"gpu ({details.get('device_name', gpu.name)})"
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    return f"cpu ({threads} threads)"
+    return f"cpu ({threads} threads, {onednn()})"
+
+
+def onednn() -> str:
+    """Whether TensorFlow runs its oneDNN kernels, as TensorFlow itself decides (the build,
+    this CPU and TF_ENABLE_ONEDNN_OPTS, which keras_impl/__init__.py sets unless you did)."""
+    import keras_impl
+    try:
+        from tensorflow.python.util import _pywrap_util_port     # what TF asks itself
+        on = _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):
+        return "oneDNN unknown"
+    who = "yours" if keras_impl.ONEDNN_ASKED_BY_USER else "set by keras_impl"
+    return f"oneDNN {'on' if on else 'off'}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} ({who})"
 
 
 # ========================================================================================

@@ -76,7 +76,7 @@ def test_step_time_prints_the_machine_block_and_its_parent_imports_no_framework(
     assert imported == [], "the parent must leave each framework to its own child"
     head, table = stdout.split("\n\n size", 1)
     assert "machine: " in head and "  instruction sets: AVX2 " in head and "  cores: " in head
-    assert re.search(r"  pytorch: torch \S+, oneDNN \(mkldnn\) (available|NOT available), \d+ threads", head)
+    assert re.search(r"  pytorch: torch \S+, oneDNN \(mkldnn\) (on|available but off|NOT available), \d+ threads", head)
     assert re.search(r"\n\s+16\s+4 pytorch\s+fp32\s+\d", table)
 
 

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -24,6 +26,7 @@ from keras_impl.sample import sample
 from pytorch_impl import model as torch_model
 from pytorch_impl import step as torch_step_mod
 from tests import helpers
+from tests.conftest import ROOT
 
 
 def run(out, *extra):
@@ -203,6 +206,27 @@ def test_bare_command_works_offline_quietly_and_without_torch(tmp_path, cli):
     rest = [l for l in r.stderr.splitlines() if not l.startswith("import time:")]
     noise = [l for l in rest if re.search(r"cuda|absl|oneDNN|cpu_feature|E0000|W0000|I0000", l, re.I)]
     assert not noise, noise
+
+
+@pytest.mark.parametrize("asked", [None, "0", "1"])
+def test_onednn_is_asked_for_unless_the_user_said_and_the_device_line_says_which(asked, tmp_path):
+    """TensorFlow turns oneDNN on by itself only on CPUs with AVX-512-class features (issue
+    29: 3.8x the bare loop on an AVX2 CPU without it). keras_impl sets TF_ENABLE_ONEDNN_OPTS=1
+    unless the user set it; the device line reports what TensorFlow itself then decided."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if asked is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = asked
+    code = ("import os, keras_impl; from keras_impl import parallel; "
+            "from tensorflow.python.util import _pywrap_util_port as p; "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], p.IsMklEnabled()); print(parallel.describe_device('cpu'))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    first, line = r.stdout.strip().splitlines()[-2:]
+    on = asked != "0"
+    assert first == f"{asked or '1'} {on}"
+    who = "set by keras_impl" if asked is None else "yours"
+    assert f"oneDNN {'on' if on else 'off'}, TF_ENABLE_ONEDNN_OPTS={asked or '1'} ({who})" in line
 
 
 def test_device_gpu_without_one_is_a_user_error(monkeypatch):
