@@ -2,11 +2,13 @@
 it, and PyTorch's transposed convolution with a backward pass XLA:CPU runs fast. The
 sections line up with pytorch_impl/layers.py and keras_impl/layers.py.
 """
+import functools
 import math
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from flax.nnx.nn.dtypes import promote_dtype
@@ -111,6 +113,42 @@ def _conv_transpose_bwd(stride, padding, output_padding, residuals, g):
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
+def covers(kernel: int, x) -> bool:
+    """Whether the kernel is larger than the input map: the paper's 5x5 layers on 2x2 and
+    4x4 maps at 32x32. XLA:CPU runs those convolutions, and their gradients, with their
+    operands swapped, at 2-4 GFLOP/s (benchmarks.profile_jax, --arch paper); as one matrix
+    product each (small_map) they run as fast as any other dot. A one-pixel map (z, the
+    tutorial's first layer) is conv_transpose's own case, with a gradient of its own."""
+    return x.shape[1] * x.shape[2] > 1 and (kernel > x.shape[1] or kernel > x.shape[2])
+
+
+@functools.cache
+def taps(h: int, w: int, k: int, stride: int, padding: int, ho: int, wo: int, transpose: bool):
+    """One-hot (h*w, ho*wo, k*k): which kernel tap joins input pixel a to output pixel b.
+    A convolution reads out[oy, ox] from in[oy*s - p + i, ox*s - p + j] through tap (i, j);
+    a transposed convolution scatters in[y, x] to out[y*s - p + i, x*s - p + j]."""
+    t = np.zeros((h * w, ho * wo, k * k), np.float32)
+    for y, x, oy, ox in np.ndindex(h, w, ho, wo):
+        i, j = ((oy - y * stride + padding, ox - x * stride + padding) if transpose
+                else (y + padding - oy * stride, x + padding - ox * stride))
+        if 0 <= i < k and 0 <= j < k:
+            t[y * w + x, oy * wo + ox, i * k + j] = 1
+    return t
+
+
+def small_map(x, kernel, stride: int, padding: int, out_hw: tuple, transpose: bool):
+    """A convolution (PyTorch's Conv2d) or transposed convolution (ConvTranspose2d, cropped
+    to out_hw) of a small map as one matrix product: the kernel spread into the dense
+    (h*w*in, ho*wo*out) matrix of the layer, then x times it. Exact: the same products,
+    summed in another order. Its gradients are matrix products too (autodiff of einsum)."""
+    n, h, w, c = x.shape
+    k, o = kernel.shape[0], kernel.shape[-1]
+    t = jnp.asarray(taps(h, w, k, stride, padding, *out_hw, transpose), kernel.dtype)
+    dense = jnp.einsum("abt,tco->acbo", t, kernel.reshape(k * k, c, o))      # (h*w, c, ho*wo, o)
+    out = jnp.dot(x.reshape(n, h * w * c), dense.reshape(h * w * c, -1))
+    return out.reshape(n, *out_hw, o)
+
+
 class ConvTranspose(nnx.Module):
     """PyTorch's ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, output_padding,
     bias), kernel in the portable layout. Not nnx.ConvTranspose: that one's `padding` pads
@@ -128,7 +166,29 @@ class ConvTranspose(nnx.Module):
     def __call__(self, x):
         bias = None if self.bias is None else self.bias[...]
         x, kernel, bias = promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
-        x = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding)
+        k, s, p, q = kernel.shape[0], self.stride, self.padding, self.output_padding
+        if covers(k, x):
+            out_hw = tuple((d - 1) * s - 2 * p + k + q for d in x.shape[1:3])
+            x = small_map(x, kernel, s, p, out_hw, transpose=True)
+        else:
+            x = conv_transpose(x, kernel, s, p, q)
+        return x if bias is None else x + bias
+
+
+class Conv(nnx.Conv):
+    """nnx.Conv, with a kernel larger than its input map computed as one matrix product
+    (small_map). The same parameters, so checkpoints and portable weights do not change."""
+
+    def __call__(self, x):
+        k = self.kernel.shape[0]
+        if not covers(k, x):
+            return super().__call__(x)
+        (pad, _), _ = self.padding                 # ((p, p), (p, p)), as model.conv sets it
+        s = self.strides if isinstance(self.strides, int) else self.strides[0]
+        bias = None if self.bias is None else self.bias[...]
+        x, kernel, bias = promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
+        out_hw = tuple((d + 2 * pad - k) // s + 1 for d in x.shape[1:3])
+        x = small_map(x, kernel, s, pad, out_hw, transpose=False)
         return x if bias is None else x + bias
 
 

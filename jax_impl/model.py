@@ -15,7 +15,7 @@ from flax import nnx
 from common import spec
 from common.config import INIT_STD, LEAKY_SLOPE, Config
 from common.spec import CS231N_SLOPE
-from jax_impl.layers import BatchNorm, ConvTranspose, normal
+from jax_impl.layers import BatchNorm, Conv, ConvTranspose, normal
 
 # ----------------------------------------------------------------------------------------
 # building blocks: shared by the three networks
@@ -68,9 +68,9 @@ def conv(in_ch, out_ch, kernel, stride, padding, bias, rngs):
     and, in NHWC, the portable kernel layout (kh, kw, in, out). Padding pinned: Flax's
     default "SAME" gives a 5x5 stride-2 layer PyTorch's output shape but pads (1, 2), not
     (2, 2). Kernels ~ N(0, 0.02), not Flax's lecun-normal; biases zero."""
-    return nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride, padding=((padding,) * 2,) * 2,
-                    use_bias=bias, kernel_init=normal(INIT_STD), bias_init=nnx.initializers.zeros_init(),
-                    rngs=rngs)
+    return Conv(in_ch, out_ch, (kernel, kernel), strides=stride, padding=((padding,) * 2,) * 2,
+                use_bias=bias, kernel_init=normal(INIT_STD), bias_init=nnx.initializers.zeros_init(),
+                rngs=rngs)
 
 
 def linear(n_in, n_out, bias, rngs):

@@ -449,3 +449,59 @@ def test_train_step_and_generate_run_the_other_networks(c):
     assert all(not np.array_equal(before[k], after[k]) for k in before if k.endswith(".kernel"))
     images = generate(generator, rng.standard_normal((3, c.nz)).astype(np.float32), jax.devices("cpu")[0])
     assert images.shape == (3, c.image_size, c.image_size, 1) and np.abs(images).max() <= 1
+
+
+# ----------------------------------------------------------------------------------------
+# a kernel larger than its map: one matrix product (issue 27), the same numbers
+
+@pytest.mark.parametrize("transpose,h,k,s,p,q", [(True, 2, 5, 2, 2, 1), (True, 4, 5, 2, 2, 1),
+                                                 (False, 4, 5, 2, 2, 0), (False, 2, 5, 2, 2, 0)])
+def test_small_map_layers_equal_the_convolution_with_their_gradients(transpose, h, k, s, p, q):
+    """The paper's 5x5 layers on 2x2 and 4x4 maps run as one matrix product each
+    (layers.small_map); values and both gradients agree with lax's convolution (and the
+    transposed one's hand-written gradient) to float32 rounding, relative to their size."""
+    from jax import lax
+    from jax_impl.layers import DN, covers, small_map
+    rng = np.random.default_rng(h * 10 + transpose)
+    x = jnp.asarray(rng.standard_normal((3, h, h, 6)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((k, k, 6, 5)), jnp.float32)
+    assert covers(k, x)
+    if transpose:
+        ho = (h - 1) * s - 2 * p + k + q
+        ref = lambda x, w: conv_transpose(x, w, s, p, q)
+    else:
+        ho = (h + 2 * p - k) // s + 1
+        ref = lambda x, w: lax.conv_general_dilated(x, w, (s, s), ((p, p), (p, p)), dimension_numbers=DN)
+    ours = lambda x, w: small_map(x, w, s, p, (ho, ho), transpose)
+    cot = jnp.asarray(rng.standard_normal((3, ho, ho, 5)), jnp.float32)   # a random upstream gradient
+    for f in (ours, ref):
+        assert f(x, kernel).shape == (3, ho, ho, 5)
+    (a, a_vjp), (b, b_vjp) = jax.vjp(ours, x, kernel), jax.vjp(ref, x, kernel)
+    scale = lambda t: float(jnp.abs(t).max())
+    assert scale(a - b) <= 1e-6 * scale(b), scale(a - b)
+    for ga, gb in zip(a_vjp(cot), b_vjp(cot)):
+        assert scale(ga - gb) <= 1e-6 * scale(gb), scale(ga - gb)
+    # and a wrong tap map would show: the same product with the kernel flipped differs
+    assert scale(ours(x, jnp.flip(kernel, (0, 1))) - b) > 1e-2 * scale(b)
+
+
+def test_only_the_paper_networks_small_maps_take_the_matrix_path():
+    """covers() picks exactly the layers the issue names: at 32x32 with the paper's network,
+    G's 5x5 transposed convolutions on 2x2 and 4x4 maps and D's 5x5 convolution on a 4x4
+    map; no layer of the tutorial network (its 4x4 kernels exceed only G's one-pixel z,
+    which conv_transpose computes as one matrix product of its own)."""
+    from jax_impl.layers import covers
+    taken = {}
+    for arch in ("paper", "dcgan"):
+        c = Config(arch=arch, image_size=32, channels=1, ngf=8, ndf=8)
+        generator, discriminator = build(c)
+        taken[arch] = []
+        for net, x in ((generator, jnp.zeros((2, c.nz))), (discriminator, jnp.zeros((2, 32, 32, 1)))):
+            if arch == "dcgan" and net is generator:
+                x = x.reshape(2, 1, 1, -1)
+            for name, blk in net.main.items():
+                layer = blk.conv if hasattr(blk, "conv") else None
+                if layer is not None and blk.reshape_in is None and x.ndim == 4 and covers(layer.kernel.shape[0], x):
+                    taken[arch].append((name, x.shape[1]))
+                x = blk(x)
+    assert taken == {"paper": [("g2", 2), ("g3", 4), ("d4", 4)], "dcgan": []}
