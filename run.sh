@@ -38,7 +38,13 @@ case "$cmd" in
   train-jax) setup; exec "$VENV/bin/python" -m jax_impl.train "$@" ;;
   train-keras) setup; exec "$VENV/bin/python" -m keras_impl.train "$@" ;;
   compare) setup; exec "$VENV/bin/python" -m benchmarks.compare "$@" ;;
-  course) setup; exec "$VENV/bin/python" -m jupyterlab course "$@" ;;
+  course) setup
+    extra=()
+    if [ "$(id -u)" = 0 ]; then     # a container's usual user; JupyterLab refuses root without it
+      echo "running as root: passing --allow-root to JupyterLab (it refuses root otherwise)" >&2
+      extra+=(--allow-root)
+    fi
+    exec "$VENV/bin/python" -m jupyterlab course ${extra[@]+"${extra[@]}"} "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
   *) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; [ "$cmd" = help ] || exit 2 ;;

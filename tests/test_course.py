@@ -234,3 +234,5 @@ def test_run_sh_course_reaches_jupyterlab(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("JupyterLab") and "creating" not in r.stderr
+    # as root (a container's usual user) JupyterLab refuses to start without --allow-root
+    assert ("passing --allow-root" in r.stderr) == (os.geteuid() == 0), r.stderr[-500:]
