@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from common import runfiles
 from common.config import parse_config
 from tests.conftest import ROOT
 from tests.helpers import standin_venv
@@ -128,7 +129,10 @@ def test_each_architecture_has_its_own_cpu_profile_and_flags_still_win():
     assert [(c.image_size, c.ngf, c.ndf, c.max_steps) for c in cpu.values()] == [
         (32, 32, 32, 4000), (32, 8, 8, 2000), (28, 64, 32, 1500)]
     gpu = parse_config(["--arch", "paper"], "t").resolve("gpu")
-    assert (gpu.image_size, gpu.ngf, gpu.ndf, gpu.epochs, gpu.max_steps) == (64, 64, 64, 5, None)
+    assert (gpu.image_size, gpu.ngf, gpu.ndf, gpu.epochs, gpu.max_steps) == (64, 64, 64, None, 3000)
+    # steps, not epochs: the offline sample and full MNIST both train 3,000 steps
+    for n_images in (5000, 60000):
+        assert runfiles.total_steps(gpu, n_images // gpu.batch_size) == 3000
     c = parse_config(["--arch", "paper", "--ngf", "16", "--max-steps", "7"], "t").resolve("cpu")
     assert (c.ngf, c.ndf, c.max_steps) == (16, 8, 7)
     c = parse_config(["--arch", "cs231n", "--epochs", "2"], "t").resolve("cpu")
