@@ -60,6 +60,9 @@ class RunFiles(keras.callbacks.Callback):
         self.run.log_step(self.model.step, m, time.perf_counter() - self.t0)
         if self.ctrl_c.asked:      # also when Ctrl-C fell between two fits (fit resets the flag)
             self.model.stop_training = True
+        elif self.run.checkpoint_due(self.model.step) and self.model.step < self.run.last:
+            self.run.check_finite(self.model.step, generate(self.model.generator, self.run.fixed_noise))
+            self.checkpoint()                  # --checkpoint-every
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.ctrl_c.asked:
@@ -86,17 +89,15 @@ def train(cfg):
         # Keras' default jit_compile="auto" would compile train_step with XLA; this is the
         # plain tf.function (benchmarks/bench_keras.py times both).
         gan.compile(d_optimizer=adam(cfg), g_optimizer=adam(cfg), jit_compile=False)
-        if run.resume_from:
-            load_checkpoint(run.resume_from, gan)
-    run.begin(gan.step)
+        run.begin(lambda path: load_checkpoint(path, gan))
 
     def checkpoint():
-        save_checkpoint(run.dir / CHECKPOINT, gan)
+        run.checkpoint(gan.step, lambda path: save_checkpoint(path, gan))
 
     def stop_fit():
         gan.stop_training = True
 
-    with runfiles.StepEndCtrlC(on_ask=stop_fit) as ctrl_c:
+    with runfiles.StepEndCtrlC(on_ask=stop_fit) as ctrl_c:      # Ctrl-C and SIGTERM
         files = RunFiles(run, checkpoint, ctrl_c)
         try:
             while gan.step < run.last and not ctrl_c.asked:
@@ -109,9 +110,9 @@ def train(cfg):
             if ctrl_c.asked:            # fit stopped after the step that Ctrl-C fell in
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the last checkpoint
                 checkpoint()
-            run.interrupted(gan.step, hard=ctrl_c.hard)
+            run.interrupted(gan.step, ctrl_c)
             raise
         finally:
             if not ctrl_c.hard:
