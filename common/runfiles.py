@@ -93,9 +93,7 @@ class RunLock:
             except BlockingIOError:
                 pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 os.close(fd)
-                raise UserError(f"{run_dir} is in use: process {pid} is training there (it holds "
-                                f"{self.path}); wait for it to end, or stop it with kill {pid} (it "
-                                "saves a checkpoint after its step), then try again") from None
+                raise in_use(run_dir, pid) from None
             try:                          # still the file at that name? (one removed and made
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))   # again: retry)
             except FileNotFoundError:
@@ -110,6 +108,22 @@ class RunLock:
         except BaseException:
             self.release(restore=True)
             raise
+
+    @staticmethod
+    def holder(run_dir: Path) -> str | None:
+        """The pid of the process that trains in run_dir, or None; changes nothing (a
+        shared lock, tried and dropped, clashes with the writer's exclusive one only)."""
+        try:
+            fd = os.open(run_dir / LOCK, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
 
     def release(self, restore: bool = False) -> None:
         """Unlock; restore=True (a train that failed before its first write): the file as it
@@ -127,6 +141,12 @@ class RunLock:
         finally:
             os.close(self.fd)
             self.fd = None
+
+
+def in_use(run_dir: Path, pid: str) -> UserError:
+    return UserError(f"{run_dir} is in use: process {pid} is training there (it holds "
+                     f"{run_dir / LOCK}); wait for it to end, or stop it with kill {pid} (it "
+                     "saves a checkpoint after its step), then try again")
 
 
 def leftovers_only(d: Path) -> bool:
@@ -172,6 +192,8 @@ def open_run_dir(cfg: Config, checkpoint_name: str) -> tuple[Path, Path | None, 
     new = [p for p in (out / "samples", out, *out.parents) if not p.exists()]  # mkdir makes these
     refuse = UserError(f"--out {out} already exists and is not empty; choose another "
                        f"directory, or continue that run with --resume {out}")
+    if out.is_dir() and RunLock.holder(out):     # in use: say by whom, rather than "not empty"
+        raise in_use(out, RunLock.holder(out))
     if out.is_dir() and not leftovers_only(out):
         raise refuse
     lock = None
