@@ -679,7 +679,7 @@ class Run:
             self.bar.write(f"interrupted at once by a second {what} (at step {step}): {kept}; "
                            f"continue with --resume {self.dir}")
         else:
-            self.bar.write(f"interrupted by {what} after step {step}: checkpoint saved; continue "
+            self.bar.write(f"interrupted after step {step} ({what}): checkpoint saved; continue "
                            f"with --resume {self.dir}")
 
     def close(self, step: int) -> None:

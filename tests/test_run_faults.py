@@ -257,7 +257,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_exits_143(fw, tmp_path, capsys):
     p.send_signal(signal.SIGTERM)
     out, err = ended(p)
     assert p.returncode == 143 and "Traceback" not in err, err[-3000:]
-    step = int(re.search(r"interrupted by SIGTERM after step (\d+): checkpoint saved; continue "
+    step = int(re.search(r"interrupted after step (\d+) \(SIGTERM\): checkpoint saved; continue "
                          rf"with --resume {re.escape(str(d))}", out)[1])
     assert weights.load(d / "weights.npz")[2]["step"] == step
     assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == list(range(1, step + 1))
