@@ -451,7 +451,11 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return (c[1:] - c[np.arange(1, len(y) + 1) - n]) / n
 
 
-def plot_metrics(metrics_csv: Path, run_dir: Path, title: str = "") -> None:
+def no_guard(path: Path):
+    return contextlib.nullcontext()
+
+
+def plot_metrics(metrics_csv: Path, run_dir: Path, title: str = "", guard=no_guard) -> None:
     """losses.png and d_outputs.png from metrics.csv (the two plots of the write-up): each
     step faint, and a moving average over about 1/50 of the run on top."""
     import matplotlib
@@ -478,12 +482,13 @@ def plot_metrics(metrics_csv: Path, run_dir: Path, title: str = "") -> None:
         ax.legend(title=f"moving average of {window} steps" if window > 1 else None)
         fig.tight_layout()
         try:
-            atomic_save(run_dir / fname, lambda tmp: fig.savefig(tmp, dpi=110))
+            with guard(run_dir / fname):
+                atomic_save(run_dir / fname, lambda tmp: fig.savefig(tmp, dpi=110))
         finally:
             plt.close(fig)
 
 
-def make_gif(run_dir: Path, ms_per_frame: int = 300) -> None:
+def make_gif(run_dir: Path, ms_per_frame: int = 300, guard=no_guard) -> None:
     """progress.gif from the per-epoch grids (doubled in size when small, to stay visible)."""
     frames = sorted((run_dir / "samples").glob("epoch_*.png"))
     if not frames:
@@ -494,13 +499,15 @@ def make_gif(run_dir: Path, ms_per_frame: int = 300) -> None:
             im = im.convert("L" if im.mode == "L" else "RGB")
             k = 2 if im.width < 256 else 1
             ims.append(im.resize((im.width * k, im.height * k), Image.NEAREST))
-    atomic_save(run_dir / "progress.gif", lambda tmp: ims[0].save(
-        tmp, save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0))
+    with guard(run_dir / "progress.gif"):
+        atomic_save(run_dir / "progress.gif", lambda tmp: ims[0].save(
+            tmp, save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0))
 
 
-def finish(run_dir: Path, title: str = "") -> None:
-    plot_metrics(run_dir / "metrics.csv", run_dir, title)
-    make_gif(run_dir)
+def finish(run_dir: Path, title: str = "", guard=no_guard) -> None:
+    """The curves and the GIF; guard(path), a context manager around each file's write."""
+    plot_metrics(run_dir / "metrics.csv", run_dir, title, guard)
+    make_gif(run_dir, guard=guard)
 
 
 # ----------------------------------------------------------------------------------------
@@ -533,6 +540,7 @@ class Run:
         self.metrics = self.bar = self.board = None
         self.good_step = None       # the step of the last checkpoint known to be finite
         self.diverged = self.disk_full = False
+        self.disk_full_error = None
 
     def begin(self, restore=None) -> int:
         """restore(path) -> step: load the checkpoint (train.py's, framework code), called
@@ -665,9 +673,12 @@ class Run:
         if not self.writer or self.diverged or self.disk_full or self.bar is None or \
                 not all(np.isfinite(a).all() for a in arrays.values()):
             return
-        with self.writing("the portable weights", self.dir / "weights.npz"):
-            weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework,
-                         step=step, z_dist=self.cfg.z_dist)
+        try:
+            with self.writing("the portable weights", self.dir / "weights.npz"):
+                weights.save(self.dir / "weights.npz", self.cfg, arrays, framework=self.cfg.framework,
+                             step=step, z_dist=self.cfg.z_dist)
+        except DiskFull as e:       # said by close(), once it has closed the run's files
+            self.disk_full_error = e
 
     def interrupted(self, step: int, stop: "StepEndCtrlC") -> None:
         if not self.writer:
@@ -693,15 +704,16 @@ class Run:
                 self.metrics.close()
                 with self.writing("TensorBoard events", self.board.path):
                     self.board.close(flush=not self.disk_full)
-            if self.disk_full:
-                return
-            with self.writing("the curves and progress.gif", self.dir):
-                finish(self.dir, f"({self.cfg.framework})")
-            if not self.diverged:
+            if not self.disk_full:
+                finish(self.dir, f"({self.cfg.framework})", lambda path: self.writing(
+                    "the animation" if path.suffix == ".gif" else "the curves", path))
+            if not self.diverged and not self.disk_full:
                 print(f"{step} steps done; run directory {self.dir}")
         finally:
             if self.lock is not None:
                 self.lock.release()
+        if self.disk_full_error is not None:
+            raise self.disk_full_error
 
 
 class StepEndCtrlC:

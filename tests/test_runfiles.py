@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common import runfiles
@@ -125,13 +126,13 @@ def test_writing_names_a_full_disk_and_lets_other_errors_through(tmp_path):
 
 
 def fail_writes_to(monkeypatch, name, after_bytes):
-    """By injection: os.write to the file called `name` takes `after_bytes` more bytes, then
+    """By injection: os.write to the file whose name holds `name` takes `after_bytes` more bytes, then
     the disk is full (a partial write, then ENOSPC, as a real full disk does)."""
     real_write = os.write
     left = [after_bytes]
 
     def write(fd, data):
-        if not os.readlink(f"/proc/self/fd/{fd}").endswith(name):
+        if name not in os.readlink(f"/proc/self/fd/{fd}"):
             return real_write(fd, data)
         if left[0] <= 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -199,3 +200,95 @@ def test_sigterm_is_a_flag_then_at_once_and_ends_the_run_with_143():
             assert stop.asked and not stop.terminated
             raise KeyboardInterrupt
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def half_then_enospc(write_half, only=None, real=None):
+    """A writer (a function or a method) that writes part of its file, given as a path or
+    an open file, and then meets a full disk, as a real one does. only: a path suffix; the
+    others go to real."""
+    def write(*args, **kwargs):
+        target = next(a for a in args if isinstance(a, (str, Path)) or hasattr(a, "write"))
+        if only and not str(target).endswith(only):
+            return real(*args, **kwargs)
+        write_half(Path(target) if isinstance(target, str) else target)
+        enospc()
+    return write
+
+
+# Each write of a run, and how a full disk is injected into it; the step it meets it at
+# (the checkpoint kept: 8 before the last epoch's, 16 after); what the line names.
+FULL_DISK_AT = {
+    "metrics.csv": (lambda mp, d: fail_writes_to(mp, "metrics.csv", 10), 8, "a row of metrics", "metrics.csv"),
+    "events": (lambda mp, d: fail_writes_to(mp, "tfevents", 0), 8, "TensorBoard events", "events.out"),
+    "grid": (lambda mp, d: mp.setattr(runfiles, "save_grid", half_then_enospc(lambda p: p.write_bytes(b"PNG"))),
+             8, "the sample grid", "samples/epoch_002.png"),
+    "weights": (lambda mp, d: mp.setattr(np, "savez", half_then_enospc(lambda f: f.write(b"PK"))),
+                16, "the portable weights", "weights.npz"),
+    "curves": (lambda mp, d: mp.setattr("matplotlib.figure.Figure.savefig",
+                                        half_then_enospc(lambda p: p.write_bytes(b"PNG"))),
+               16, "the curves", "losses.png"),
+    "gif": (lambda mp, d: mp.setattr("PIL.Image.Image.save", half_then_enospc(
+        lambda p: p.write_bytes(b"GIF"), only=".gif", real=__import__("PIL.Image").Image.Image.save)),
+        16, "the animation", "progress.gif"),
+}
+
+
+@pytest.mark.parametrize("where", FULL_DISK_AT)
+def test_a_full_disk_at_any_write_of_a_run_is_one_error_and_loses_nothing(where, tmp_path, monkeypatch):
+    """By injection, for each file a run writes besides its checkpoint (which
+    tests/test_run_faults.py fills a real disk with): runfiles.Run driven as train.py drives
+    it, two epochs of 8 steps, the disk full from step 12 on. The error names the file and
+    the checkpoint kept; no temporary file is left; what was written before stays whole
+    (weights.npz and the curves of an earlier run untouched); once the disk is full
+    nothing more is written, and the lock is let go. (weights.npz and the curves are the
+    last writes: where the disk fills only then, what came before them is new and whole.)"""
+    from types import SimpleNamespace
+    from common import weights
+    from common.config import Config
+    inject, kept_step, what, name = FULL_DISK_AT[where]
+    d = tmp_path / "r"
+    (d / "samples").mkdir(parents=True)
+    (d / "weights.npz").write_bytes(b"the weights of an earlier run")
+    (d / "losses.png").write_bytes(b"the curves of an earlier run")
+    cfg = Config(dataset="synthetic", image_size=16, channels=1, nz=16, ngf=8, ndf=8, max_steps=16, out=str(d))
+    cfg.framework = "test"
+    run = runfiles.Run(cfg, d, None, SimpleNamespace(per_epoch=8), checkpoint_name="checkpoint.x",
+                       lock=runfiles.RunLock(d))
+    save = lambda path: runfiles.atomic_save(path, lambda tmp: tmp.write_bytes(f"step {step}".encode()))
+    images = np.zeros((4, 16, 16, 1), np.float32)
+    arrays = {k: np.zeros(s, np.float32) for k, s in weights.expected_shapes(cfg).items()}
+    run.begin()
+    with pytest.raises(runfiles.DiskFull) as e:
+        try:
+            for step in range(1, 17):
+                if step == 12:
+                    inject(monkeypatch, d)
+                run.log_step(step, {k: 0.5 for k in runfiles.METRICS}, 0.1)
+                if step % 8 == 0:
+                    run.end_epoch(step, images)
+                    run.checkpoint(step, save)
+        finally:                                    # train.py's finally
+            run.save_weights(arrays, step)
+            run.close(step)
+    line = str(e.value)
+    assert line.startswith(f"the disk is full (No space left on device) while writing {what} to {d}/"), line
+    assert name in line and f"{d} keeps its checkpoint of step {kept_step}" in line, line
+    assert f"continue with --resume {d}" in line and "\n" not in line
+    monkeypatch.undo()
+    assert not [p for p in d.rglob("*") if p.name.startswith("tmp")]
+    assert (d / "checkpoint.x").read_text() == f"step {kept_step}"
+    if where in ("curves", "gif"):                  # the disk filled after weights.npz
+        assert weights.load(d / "weights.npz")[2]["step"] == 16
+    else:
+        assert (d / "weights.npz").read_bytes() == b"the weights of an earlier run"
+    if where != "gif":
+        assert (d / "losses.png").read_bytes() == b"the curves of an earlier run"
+    assert not (d / "progress.gif").exists()
+    text = (d / "metrics.csv").read_bytes()
+    assert text.endswith(b"\r\n") and all(len(r.split(b",")) == 8 for r in text.splitlines())
+    assert len(helpers.read_events(d)["scalars"]["loss/d"][0]) >= 8      # read to its end
+    runfiles.RunLock(d).release()                   # let go
