@@ -181,7 +181,12 @@ def open_run_dir(cfg: Config, checkpoint_name: str) -> tuple[Path, Path | None, 
     out = Path(cfg.out)
     ckpt = out / checkpoint_name
     if cfg.resume:
-        lock = RunLock(out)        # before reading anything: another train may be writing it
+        try:                       # before reading anything: another train may be writing it
+            lock = RunLock(out)
+        except OSError as e:       # a read-only disk, a directory not ours to write in, ...
+            raise UserError(f"--resume {out}: cannot take the run directory ({e.strerror}: "
+                            f"{e.filename or out / LOCK}); resume it where it can be written "
+                            "(make it writable, or copy it elsewhere)") from None
         try:
             return out, resumable_checkpoint(out, ckpt), lock
         except BaseException:

@@ -211,6 +211,21 @@ def test_a_full_disk_is_one_line_and_resume_after_freeing_space_is_exact(fw, tmp
         helpers.assert_same_run(whole(fw, tmp_path, "--max-steps", "20"), d)
 
 
+def test_a_read_only_disk_is_one_line(tmp_path, capsys):
+    """A real read-only file system (the tmpfs remounted read-only under a run): --resume
+    cannot take the run directory's lock, and says so in one line, touching nothing.
+    (Common code, before any framework's: one framework is enough.)"""
+    with small_disk(tmp_path) as mnt:
+        d = helpers.run_tiny(train_module("pytorch").train, mnt / "r", "--max-steps", "2")
+        files = snapshot(d)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        line = refused("pytorch", ["--resume", d, "--max-steps", "4"], capsys)
+        assert line == (f"error: --resume {d}: cannot take the run directory (Read-only file system: "
+                        f"{d / 'run.lock'}); resume it where it can be written (make it writable, or "
+                        "copy it elsewhere)")
+        assert snapshot(d) == files
+
+
 def failing_save(real_atomic_save, name):
     """By injection: runfiles.atomic_save whose save of `name` writes half a file and then
     meets a full disk, as a real one does (the temporary's cleanup is the real one's)."""
