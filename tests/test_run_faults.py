@@ -95,9 +95,16 @@ def resumed(fw, d, max_steps, capsys) -> int:
     return int(m[1]) if m else 0
 
 
-def whole(fw, tmp_path, *flags):
-    """The uninterrupted run to compare with."""
-    return helpers.run_tiny(train_module(fw).train, tmp_path / "whole", *flags)
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """whole(fw, *flags): the uninterrupted TINY run to compare with, made once."""
+    made = {}
+
+    def get(fw, *flags):
+        if (fw, flags) not in made:
+            made[fw, flags] = helpers.run_tiny(train_module(fw).train, tmp_path_factory.mktemp(fw) / "whole", *flags)
+        return made[fw, flags]
+    return get
 
 
 # ----------------------------------------------------------------------------------------
@@ -194,7 +201,7 @@ def check_full_disk_stop(fw, d, line, kept: dict):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_a_full_disk_is_one_line_and_resume_after_freeing_space_is_exact(fw, tmp_path, capsys):
+def test_a_full_disk_is_one_line_and_resume_after_freeing_space_is_exact(fw, tmp_path, capsys, whole):
     """A real full disk: a 4 MB tmpfs holds a run of 8 steps (checkpoint and weights.npz),
     then a filler leaves it half a checkpoint of space, and the run resumed to 1000 steps
     fills it. One line, exit 2, no temporary file, the checkpoint and weights.npz of step 8
@@ -208,7 +215,7 @@ def test_a_full_disk_is_one_line_and_resume_after_freeing_space_is_exact(fw, tmp
         check_full_disk_stop(fw, d, line, kept)
         filler.unlink()                                   # space freed
         assert resumed(fw, d, 20, capsys) == 8
-        helpers.assert_same_run(whole(fw, tmp_path, "--max-steps", "20"), d)
+        helpers.assert_same_run(whole(fw, "--max-steps", "20"), d)
 
 
 def test_a_read_only_disk_is_one_line(tmp_path, capsys):
@@ -241,7 +248,7 @@ def failing_save(real_atomic_save, name):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_a_full_disk_injected_at_the_checkpoint_is_one_line(fw, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_injected_at_the_checkpoint_is_one_line(fw, tmp_path, monkeypatch, capsys, whole):
     """By injection (runs where no tmpfs can be mounted): the checkpoint of step 16 meets a
     full disk. One line, exit 2, no temporary file, the checkpoint and weights.npz of step 8
     as they were, nothing drawn after; then --resume ends where an uninterrupted run ends."""
@@ -254,14 +261,14 @@ def test_a_full_disk_injected_at_the_checkpoint_is_one_line(fw, tmp_path, monkey
     assert runfiles.read_metrics(d / "metrics.csv")["step"][-1] == 16
     monkeypatch.undo()
     assert resumed(fw, d, 20, capsys) == 8
-    helpers.assert_same_run(whole(fw, tmp_path, "--max-steps", "20"), d)
+    helpers.assert_same_run(whole(fw, "--max-steps", "20"), d)
 
 
 # ----------------------------------------------------------------------------------------
 # 3. SIGTERM, and --checkpoint-every
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_sigterm_mid_epoch_saves_the_step_and_exits_143(fw, tmp_path, capsys):
+def test_sigterm_mid_epoch_saves_the_step_and_exits_143(fw, tmp_path, capsys, whole):
     """A real SIGTERM to a real run, in the middle of an epoch of 32 steps: the step it
     falls in is finished, the checkpoint, weights.npz and metrics.csv end at that step, one
     line says so, exit status 143; --resume ends bit for bit where an uninterrupted run
@@ -277,7 +284,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_exits_143(fw, tmp_path, capsys):
     assert weights.load(d / "weights.npz")[2]["step"] == step
     assert runfiles.read_metrics(d / "metrics.csv")["step"].tolist() == list(range(1, step + 1))
     assert resumed(fw, d, step + 3, capsys) == step
-    helpers.assert_same_run(whole(fw, tmp_path, "--batch-size", "16", "--max-steps", str(step + 3)), d)
+    helpers.assert_same_run(whole(fw, "--batch-size", "16", "--max-steps", str(step + 3)), d)
 
 
 def at_step_begin(fw, monkeypatch, n, action):
@@ -304,7 +311,7 @@ def at_step_begin(fw, monkeypatch, n, action):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_a_second_sigterm_stops_at_once_and_keeps_the_mid_epoch_checkpoint(fw, tmp_path, monkeypatch, capsys):
+def test_a_second_sigterm_stops_at_once_and_keeps_the_mid_epoch_checkpoint(fw, tmp_path, monkeypatch, capsys, whole):
     """Two real SIGTERMs as step 12 begins, in a run with --checkpoint-every 5 (epochs of 8
     steps: checkpoints after steps 5, 8 and 10): the second stops the run at once, exit
     143, with no weights.npz and the checkpoint of step 10, from the middle of epoch 2;
@@ -323,14 +330,14 @@ def test_a_second_sigterm_stops_at_once_and_keeps_the_mid_epoch_checkpoint(fw, t
     assert not (d / "weights.npz").exists()
     monkeypatch.undo()
     assert resumed(fw, d, 16, capsys) == 10
-    helpers.assert_same_run(whole(fw, tmp_path, "--max-steps", "16"), d)
+    helpers.assert_same_run(whole(fw, "--max-steps", "16"), d)
 
 
 # ----------------------------------------------------------------------------------------
 # 4. Killed before the first checkpoint
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_kill_9_before_the_first_checkpoint_resumes_from_step_0(fw, tmp_path, capsys):
+def test_kill_9_before_the_first_checkpoint_resumes_from_step_0(fw, tmp_path, capsys, whole):
     """A real kill -9 the moment config.json appears (long before the first checkpoint, at
     the end of an epoch of 64 steps): --resume says in one line that it starts again from
     step 0, and ends bit for bit where an uninterrupted run ends."""
@@ -345,12 +352,12 @@ def test_kill_9_before_the_first_checkpoint_resumes_from_step_0(fw, tmp_path, ca
     out = capsys.readouterr().out
     assert f"--resume {d}: no checkpoint there yet (the run was stopped before its first one): " \
            "starting it again from step 0" in out
-    helpers.assert_same_run(whole(fw, tmp_path, "--batch-size", "8", "--max-steps", "10"), d)
+    helpers.assert_same_run(whole(fw, "--batch-size", "8", "--max-steps", "10"), d)
     helpers.check_events(d, starts=[0], image_steps=[10])
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_a_run_killed_before_its_config_json_is_started_again_with_out(fw, tmp_path, capsys):
+def test_a_run_killed_before_its_config_json_is_started_again_with_out(fw, tmp_path, capsys, whole):
     """What a kill between taking the lock and writing config.json leaves (built here by
     hand: a kill cannot be timed into that window): run.lock, an empty samples/ and a
     half-written tmp-config.json. --resume says to start it again with --out, which takes
@@ -364,4 +371,4 @@ def test_a_run_killed_before_its_config_json_is_started_again_with_out(fw, tmp_p
            f"again with its flags and --out {d}" in line
     helpers.run_tiny(train_module(fw).train, d, "--max-steps", "4")
     assert not (d / "tmp-config.json").exists()
-    helpers.assert_same_run(whole(fw, tmp_path, "--max-steps", "4"), d)
+    helpers.assert_same_run(whole(fw, "--max-steps", "4"), d)
