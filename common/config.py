@@ -100,6 +100,7 @@ class Config:
     channels: int | None = None      # set from the dataset
     epochs: int | None = None
     max_steps: int | None = None
+    checkpoint_every: int | None = None   # steps; besides the checkpoint after every epoch
     batch_size: int = 128
     lr: float = 2e-4
     beta1: float = 0.5
@@ -240,6 +241,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="a power of two from 16 to 512 (default: 64 on GPU, 32 on CPU)")
     p.add_argument("--epochs", type=_int_in(1), help="passes over the data")
     p.add_argument("--max-steps", type=_int_in(1), help="stop after this many steps")
+    p.add_argument("--checkpoint-every", type=_int_in(1), metavar="N",
+                   help="also save the checkpoint after every N-th step (one is saved after "
+                   "every epoch, and on Ctrl-C or SIGTERM, anyway)")
     p.add_argument("--batch-size", type=_int_in(1, 65536), help=f"default: {d.batch_size}")
     p.add_argument("--lr", type=_float_in(0, 1, lo_open=True), help=f"default: {d.lr}")
     p.add_argument("--beta1", type=_float_in(0, 1, hi_open=True), help=f"default: {d.beta1}")
@@ -273,7 +277,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 # Flags that may differ from the saved config when resuming: they do not change the network.
 # --precision is not one: the checkpoint is float32 either way, but a run resumed in other
 # arithmetic is no longer the run its checkpoint promises to continue exactly.
-RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "devices", "data_dir"}
+RESUMABLE_OVERRIDES = {"epochs", "max_steps", "device", "devices", "data_dir", "checkpoint_every"}
 
 
 def parse_config(argv: list[str] | None, prog: str) -> Config:
@@ -289,6 +293,11 @@ def parse_config(argv: list[str] | None, prog: str) -> Config:
         if not run_dir.is_dir():
             parser.error(f"--resume {run_dir}: " + ("not a directory: give the run directory "
                          "that train wrote" if run_dir.exists() else "no such run directory"))
+        if not (run_dir / "config.json").exists() and (run_dir / "run.lock").exists() and \
+                not [p for p in run_dir.iterdir() if p.name not in ("run.lock", "samples")
+                     and not p.name.startswith("tmp-")]:
+            parser.error(f"--resume {run_dir}: the run there was stopped before it wrote its "
+                         f"config.json; start it again with its flags and --out {run_dir}")
         saved = Config.load(run_dir / "config.json")
         if given.get("precision") == "auto":      # the run keeps the arithmetic it chose
             del given["precision"]

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -106,10 +105,17 @@ def save(path: str | Path, cfg: Config, arrays: dict[str, np.ndarray], **meta) -
     header = {"format": FORMAT, **network_config(cfg), **meta}
     out = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
     out["config"] = np.array(json.dumps(header))
+    # runfiles.atomic_save's way (tmp-<name> beside it, removed if the write fails: a full
+    # disk leaves nothing behind), written out here because runfiles imports this module
     path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-        np.savez(f, **out)
-    os.replace(f.name, path)
+    tmp = path.with_name("tmp-" + path.name)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **out)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load(path: str | Path, cfg: Config | None = None) -> tuple[Config, dict[str, np.ndarray], dict]:

@@ -179,8 +179,10 @@ NOTES = {
     "train.py/the training loop": [
         "PyTorch and JAX write the loop out (JAX dispatches each step asynchronously: copying "
         "its metrics to the host waits for it). Keras's loop is `fit`, one epoch per call, and a "
-        "`keras.callbacks.Callback` writes the run files; Ctrl-C sets `stop_training`.",
-        "All three: a checkpoint after every epoch, at the end and on Ctrl-C; portable weights always.",
+        "`keras.callbacks.Callback` writes the run files; Ctrl-C or SIGTERM sets `stop_training`.",
+        "All three: a checkpoint after every epoch (and every `--checkpoint-every` steps), at the "
+        "end and on Ctrl-C or SIGTERM; portable weights always. `runfiles.Run` does the writing "
+        "(one writer per run directory, a full disk in one line); the framework only saves.",
     ],
     "layers.py/header": [
         "PyTorch is the reference, so its `layers.py` only pins the defaults that matter; JAX's "
@@ -244,7 +246,8 @@ NOTES = {
         "the four NNX objects' state into a plain `.npz`; Keras saves the whole `GAN` model, "
         "optimizers included, and reads its step from the optimizer's update count.",
         "Written atomically. The step is the whole position: the data order and the noise are "
-        "functions of (seed, step).",
+        "functions of (seed, step). PyTorch writes through a file object, where a full disk is "
+        "an `OSError`; a checkpoint of the same shapes from another run (seed, lr, ...) is refused.",
     ],
     "sample.py/whole file": [
         "The same steps in all three: read portable weights (written by any of the three), "

@@ -1,5 +1,6 @@
 """The native checkpoint of a JAX run (checkpoint.npz), which --resume continues from
 exactly, and its validation: a damaged file or another network's is one clear error."""
+import json
 import zipfile
 
 import jax
@@ -36,7 +37,7 @@ def save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, st
     runfiles.atomic_save(path, write)
 
 
-def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device) -> int:
+def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device, cfg) -> int:
     # np.load raises zipfile.BadZipFile for a truncated zip (and for a flipped byte: it
     # checks each array's CRC); another framework's zip loads as raw bytes under other
     # names, which the checks below refuse. A file that is no zip at all it would try as a
@@ -50,6 +51,7 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
         step = arrays.get("step")
         if not isinstance(step, np.ndarray) or step.shape != () or step.dtype.kind not in "iu" or step < 0:
             raise ValueError("no step in it: not a checkpoint of jax_impl.train")
+        updates = []
         for name, obj in zip(PARTS, (generator, discriminator, g_optimizer, d_optimizer)):
             new = []
             for key, v in flat_state(obj).items():
@@ -58,10 +60,16 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
                     what = f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
                     raise ValueError(f"{name}/{key} is {what}, the model needs {v.dtype}{list(v.shape)}")
                 new.append((tuple(key.split("/")), a))
-            state = nnx.state(obj)
-            for (path, var), (_, a) in zip(nnx.to_flat_state(state), new):
-                var.value = jax.device_put(a, device)
-            nnx.update(obj, state)
-        return int(step)
+            updates.append((obj, new))
+        stored = json.loads(str(arrays.get("config", "{}")))
+        if not isinstance(stored, dict):
+            raise ValueError("its config is not a JSON object")
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise runfiles.checkpoint_error(path, e) from None
+    runfiles.check_same_run(path, stored, cfg)       # the same shapes, but another run?
+    for obj, new in updates:                          # every check passed: load
+        state = nnx.state(obj)
+        for (_, var), (_, a) in zip(nnx.to_flat_state(state), new):
+            var.value = jax.device_put(a, device)
+        nnx.update(obj, state)
+    return int(step)

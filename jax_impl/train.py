@@ -51,21 +51,18 @@ def train(cfg):
     mixed_precision(discriminator, cfg.precision)
     g_optimizer = nnx.Optimizer(generator, adam(cfg), wrt=nnx.Param)   # BatchStat (running
     d_optimizer = nnx.Optimizer(discriminator, adam(cfg), wrt=nnx.Param)  # statistics) not trained
-    step = 0
-    if run.resume_from:
-        step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, state_at)
+    step = run.begin(lambda path: load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, state_at, cfg))
     # jit compiles for its inputs' placement, and the step's outputs come back committed to
     # the device: commit every array now, or step 2 compiles the whole step a second time
     for obj in (generator, discriminator, g_optimizer, d_optimizer):
         nnx.update(obj, jax.device_put(nnx.state(obj), state_at))   # replicated if N > 1
-    run.begin(step)
 
     def checkpoint():
-        save_checkpoint(run.dir / CHECKPOINT, generator, discriminator, g_optimizer, d_optimizer, step, cfg)
+        run.checkpoint(step, lambda path: save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, step, cfg))
 
     generator.train()
     discriminator.train()
-    with runfiles.StepEndCtrlC() as ctrl_c:
+    with runfiles.StepEndCtrlC() as ctrl_c:      # Ctrl-C and SIGTERM
         try:
             while step < run.last:
                 epoch, start = divmod(step, run.per_epoch)
@@ -80,12 +77,15 @@ def train(cfg):
                         break
                     if ctrl_c.asked:     # Ctrl-C: stop after this whole step (runfiles.StepEndCtrlC)
                         raise KeyboardInterrupt
+                    if run.checkpoint_due(step):       # --checkpoint-every
+                        run.check_finite(step, generate(generator, run.fixed_noise, state_at))
+                        checkpoint()
                 run.end_epoch(step, generate(generator, run.fixed_noise, state_at))
                 checkpoint()
         except KeyboardInterrupt:
-            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the last checkpoint
                 checkpoint()
-            run.interrupted(step, hard=ctrl_c.hard)
+            run.interrupted(step, ctrl_c)
             raise
         finally:
             if not ctrl_c.hard:

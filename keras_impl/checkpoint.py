@@ -27,8 +27,11 @@ def load_checkpoint(path, gan) -> int:
             if "config.json" not in z.namelist():
                 raise ValueError("no config.json in it: not a checkpoint of keras_impl.train")
             saved = json.loads(z.read("config.json"))["config"]["config"]
+        if not isinstance(saved, dict):
+            raise ValueError("its config is not a JSON object")
         if network_diff(saved, gan.cfg):
             raise ValueError(f"it holds another network: {network_diff(saved, gan.cfg)}")
+        runfiles.check_same_run(path, saved, gan.cfg)       # the same shapes, but another run?
         gan.load_weights(path)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise runfiles.checkpoint_error(path, e) from None

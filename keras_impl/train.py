@@ -50,7 +50,8 @@ def run_batches(run, step):
 
 class RunFiles(keras.callbacks.Callback):
     """After each step: a metrics row and the progress bar. After each epoch's last step (and
-    the run's): the log line, the fixed-noise grid and the checkpoint. The first Ctrl-C
+    the run's): the log line, the fixed-noise grid and the checkpoint; a checkpoint after
+    every --checkpoint-every N steps as well. The first Ctrl-C
     (runfiles.StepEndCtrlC, as in the other two) sets model.stop_training, which fit reads
     after each step, as EarlyStopping does: the checkpoint, the weights and metrics.csv all
     end at a step that was logged. The epoch that stops is not ended here: train saves its
@@ -72,6 +73,9 @@ class RunFiles(keras.callbacks.Callback):
         elif step % self.run.per_epoch == 0 or step == self.run.last:
             self.run.end_epoch(step, generate(self.model.generator, self.run.fixed_noise))
             self.checkpoint()
+        elif self.run.checkpoint_due(step):
+            self.run.check_finite(step, generate(self.model.generator, self.run.fixed_noise))
+            self.checkpoint()
 
 
 def train(cfg):
@@ -92,29 +96,28 @@ def train(cfg):
         # Keras' default jit_compile="auto" would compile train_step with XLA; this is the
         # plain tf.function (benchmarks/bench_keras.py times both).
         gan.compile(d_optimizer=adam(cfg), g_optimizer=adam(cfg), jit_compile=False)
-        if run.resume_from:
-            load_checkpoint(run.resume_from, gan)
-    run.begin(gan.step)
+        run.begin(lambda path: load_checkpoint(path, gan))
 
     def checkpoint():
-        save_checkpoint(run.dir / CHECKPOINT, gan)
+        run.checkpoint(gan.step, lambda path: save_checkpoint(path, gan))
 
     def stop_fit():
         gan.stop_training = True
 
-    with runfiles.StepEndCtrlC(on_ask=stop_fit) as ctrl_c:
+    with runfiles.StepEndCtrlC(on_ask=stop_fit) as ctrl_c:      # Ctrl-C and SIGTERM
         files = RunFiles(run, checkpoint, ctrl_c)
         try:
             first = gan.step
             batches = parallel.distribute(strategy, lambda: run_batches(run, first), cfg)
-            gan.fit(batches, steps_per_epoch=run.last - first, epochs=1, callbacks=[files],
-                    shuffle=False, verbose=0)
+            if not ctrl_c.asked:        # a signal may have come while the run was set up
+                gan.fit(batches, steps_per_epoch=run.last - first, epochs=1, callbacks=[files],
+                        shuffle=False, verbose=0)
             if ctrl_c.asked:            # fit stopped after the step that Ctrl-C fell in
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the last checkpoint
                 checkpoint()
-            run.interrupted(gan.step, hard=ctrl_c.hard)
+            run.interrupted(gan.step, ctrl_c)
             raise
         finally:
             if not ctrl_c.hard:

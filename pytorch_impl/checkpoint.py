@@ -1,5 +1,6 @@
 """The native checkpoint of a PyTorch run (checkpoint.pt), which --resume continues from
 exactly, and its validation: a damaged file or another network's is one clear error."""
+import json
 import pickle
 import zipfile
 
@@ -16,10 +17,16 @@ def save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, st
     state = {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
              "g_optimizer": g_optimizer.state_dict(), "d_optimizer": d_optimizer.state_dict(),
              "step": step, "config": cfg.to_json()}
-    runfiles.atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+    def write(tmp):
+        # through a file object: given a path, torch.save reports a full disk as a
+        # RuntimeError of its zip writer ("unexpected pos"); Python's own write says ENOSPC
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+    runfiles.atomic_save(path, write)
 
 
-def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device) -> int:
+def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device, cfg) -> int:
     # torch.save writes a zip. testzip() checks each entry's CRC, which torch.load does not
     # (a flipped byte inside a tensor would load silently), and turns a truncated, empty or
     # junk file into BadZipFile. torch.load would raise a RuntimeError of C++ internals for
@@ -42,6 +49,10 @@ def load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, de
                 if not isinstance(a, torch.Tensor) or a.shape != t.shape or a.dtype != t.dtype:
                     what = kind(a) if isinstance(a, torch.Tensor) else type(a).__name__
                     raise ValueError(f"{name}/{key} is {what}, the model needs {kind(t)}")
+        stored = json.loads(state.get("config") or "{}")
+        if not isinstance(stored, dict):
+            raise ValueError("its config is not a JSON object")
+        runfiles.check_same_run(path, stored, cfg)       # the same shapes, but another run?
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         g_optimizer.load_state_dict(state["g_optimizer"])

@@ -57,20 +57,16 @@ def train(cfg):
     discriminator.to(device, memory_format=torch.channels_last)
     g_optimizer = adam(generator.parameters(), cfg)
     d_optimizer = adam(discriminator.parameters(), cfg)
-    step = 0
-    if run.resume_from:
-        step = load_checkpoint(run.resume_from, generator, discriminator, g_optimizer, d_optimizer, device)
+    step = run.begin(lambda path: load_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, device, cfg))
     # what the step trains: with torchrun, the nets in DDP; checkpoints hold the nets inside
     g_train, d_train = (parallel.data_parallel(net, device) for net in (generator, discriminator))
-    run.begin(step)
 
     def checkpoint():
-        if run.writer:
-            save_checkpoint(run.dir / CHECKPOINT, generator, discriminator, g_optimizer, d_optimizer, step, cfg)
+        run.checkpoint(step, lambda path: save_checkpoint(path, generator, discriminator, g_optimizer, d_optimizer, step, cfg))
 
     generator.train()
     discriminator.train()
-    with runfiles.StepEndCtrlC() as ctrl_c:
+    with runfiles.StepEndCtrlC() as ctrl_c:      # Ctrl-C and SIGTERM
         stop_asked = parallel.stop_at_step_end(ctrl_c)
         try:
             while step < run.last:
@@ -87,12 +83,15 @@ def train(cfg):
                         break
                     if stop_asked():     # Ctrl-C: stop after this whole step (under torchrun,
                         raise KeyboardInterrupt   # every process after the same one)
+                    if run.checkpoint_due(step):       # --checkpoint-every
+                        run.check_finite(step, generate(generator, run.fixed_noise, device))
+                        checkpoint()
                 run.end_epoch(step, generate(generator, run.fixed_noise, device))
                 checkpoint()
         except KeyboardInterrupt:
-            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the epoch's files
+            if not ctrl_c.hard:  # a second Ctrl-C may have fallen mid-step: keep the last checkpoint
                 checkpoint()
-            run.interrupted(step, hard=ctrl_c.hard)
+            run.interrupted(step, ctrl_c)
             raise
         finally:
             if not ctrl_c.hard:
@@ -114,8 +113,8 @@ def main(argv=None):
             if "devices" not in vars(build_parser(prog).parse_args(argv)):
                 cfg.devices = size         # not asked for: as many as torchrun started
         return train(cfg)
-    except (UserError, SystemExit):
-        if rank == 0:
+    except (UserError, SystemExit) as e:
+        if rank == 0 or getattr(e, "code", None) == runfiles.TERMINATED:   # SIGTERM: 143 from all
             raise
         sys.exit(0)
     finally:

@@ -61,6 +61,13 @@ class Ctx:
             shutil.copytree(self.trained(fw or self.fw), dst)
         return dst
 
+    def trained_copy(self, *flags, spoil) -> Path:
+        """A copy of the run trained with flags, spoiled by spoil(run_dir)."""
+        dst = self.tmp / "run-flags"
+        shutil.copytree(self.trained(self.fw, *flags), dst)
+        spoil(dst)
+        return dst
+
     def other_fw(self) -> str:
         return FRAMEWORKS[(FRAMEWORKS.index(self.fw) + 1) % 3]
 
@@ -129,6 +136,13 @@ def edit_json(path: Path, **changes) -> None:
     d = json.loads(path.read_text())
     d.update(changes)
     path.write_text(json.dumps(d))
+
+
+def killed_before_config(d: Path) -> Path:
+    """What a run killed between taking its lock and writing config.json leaves."""
+    (d / "samples").mkdir(parents=True)
+    (d / "run.lock").write_text("99999     \n")
+    return d
 
 
 def mkdir(path: Path) -> Path:
@@ -292,6 +306,11 @@ TRAIN_CASES = [
     # --resume: the directory
     Case("resume a missing directory", lambda c: resume(c.tmp / "nope"), "no such run directory"),
     Case("resume a file", lambda c: resume(touch(c.tmp / "f.txt")), "not a directory"),
+    Case("resume a directory with nothing of a run's", lambda c: resume(mkdir(c.tmp / "empty")),
+         "config.json not found"),
+    Case("resume a run killed before it wrote config.json",
+         lambda c: resume(killed_before_config(c.tmp / "killed")),
+         "the run there was stopped before it wrote its config.json; start it again with its flags and --out"),
     # config.json
     Case("config.json missing", spoiled_run(lambda c, r: (r / "config.json").unlink()),
          "config.json not found"),
@@ -310,7 +329,12 @@ TRAIN_CASES = [
     Case("config.json an unknown dataset",
          spoiled_run(lambda c, r: edit_json(r / "config.json", dataset="imagenet")), "dataset is 'imagenet'"),
     # the checkpoint
-    Case("checkpoint missing", spoiled_run(lambda c, r: (r / c.ckpt).unlink()), "no checkpoint."),
+    # a run that got past its first checkpoint: not started again from step 0 (issue 25)
+    Case("checkpoint missing", spoiled_run(lambda c, r: (r / c.ckpt).unlink()),
+         "there, though the run saved one (it has weights.npz)"),
+    Case("checkpoint missing, no weights.npz, rows of epoch 2",
+         lambda c: resume(c.trained_copy("--max-steps", "9", spoil=lambda r: [(r / n).unlink() for n in (c.ckpt, "weights.npz")])),
+         "there, though the run saved one (metrics.csv has rows of epoch 2)"),
     Case("checkpoint a directory", spoiled_run(lambda c, r: into_dir(r / c.ckpt)), "is not a file"),
     Case("checkpoint empty", spoiled_run(lambda c, r: (r / c.ckpt).write_bytes(b"")),
          "cannot restore this checkpoint"),
@@ -329,6 +353,12 @@ TRAIN_CASES = [
          spoiled_run(lambda c, r: shutil.copy(c.trained(c.fw, "--ngf", "4", "--max-steps", "1") / c.ckpt,
                                               r / c.ckpt)),
          "cannot restore this checkpoint"),
+    # the same shapes, another run: it would load without a word (issue 25)
+    Case("checkpoint of another run of the same shapes (seed 1, lr 0.001)",
+         spoiled_run(lambda c, r: shutil.copy(c.trained(c.fw, "--seed", "1", "--lr", "0.001", "--max-steps", "2")
+                                              / c.ckpt, r / c.ckpt)),
+         "is another run's checkpoint: lr 0.001 (this run: 0.0002), seed 1 (this run: 0); put back "
+         "this run's own checkpoint"),
     # Keras casts what it loads to the variable's dtype and keeps its step in the optimizer
     Case("checkpoint with a float64 kernel", spoiled_run(lambda c, r: edit_checkpoint(c.fw, r / c.ckpt, "dtype")),
          "the model needs float32", ("pytorch", "jax")),

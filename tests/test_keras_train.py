@@ -50,7 +50,9 @@ def test_short_run_writes_every_file(tmp_path):
 
 def test_checkpoint_holds_the_optimizer_state(tmp_path):
     c = Config(image_size=16, channels=1, nz=16, ngf=8, ndf=8, batch_size=64)
-    saved, loaded = step.GAN(c), step.GAN(Config(**{**c.__dict__, "seed": 1}))
+    # the same run's config (a checkpoint of another seed is refused), so loaded differs from
+    # saved by saved's three steps of training
+    saved, loaded = step.GAN(c), step.GAN(c)
     for gan in (saved, loaded):
         adam = lambda: layers.PyTorchAdam(learning_rate=c.lr, beta_1=c.beta1,
                                              beta_2=c.beta2, epsilon=ADAM_EPS)
@@ -72,6 +74,10 @@ def test_checkpoint_holds_the_optimizer_state(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot restore"):
         checkpoint.load_checkpoint(tmp_path / "bad.keras", loaded)
+    other = step.GAN(Config(**{**c.__dict__, "seed": 1}))     # another run, the same shapes
+    other.compile(d_optimizer=layers.PyTorchAdam(), g_optimizer=layers.PyTorchAdam())
+    with pytest.raises(UserError, match="another run's checkpoint: seed 0 \\(this run: 1\\)"):
+        checkpoint.load_checkpoint(tmp_path / "c.keras", other)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):

@@ -16,10 +16,11 @@ def metrics(value):
 
 def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch):
     # Both writers in one second, as when a run is resumed within a second of its start:
-    # tensorboardX alone would give the two event files one name, the second overwriting
-    # the first.
-    import tensorboardX.event_file_writer
-    monkeypatch.setattr(tensorboardX.event_file_writer, "time", SimpleNamespace(time=lambda: 1.8e9))
+    # tensorboardX's naming alone would give the two event files one name, the second
+    # overwriting the first.
+    import time
+    from common import tensorboard_log
+    monkeypatch.setattr(tensorboard_log, "time", SimpleNamespace(time=lambda: 1.8e9, monotonic=time.monotonic))
     d = tmp_path / "r"
     (d / "samples").mkdir(parents=True)
     cfg = Config(dataset="synthetic", image_size=16, channels=1, nz=16, max_steps=12, out=str(d))
@@ -30,7 +31,7 @@ def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch):
     # a run whose checkpoint is from step 8, killed after it logged steps 9 and 10 and
     # their grid (end of its --max-steps 10), but before it saved the checkpoint of step 10
     run = runfiles.Run(cfg, d, None, batches)
-    run.begin(0)
+    run.begin()
     for step in range(1, 11):
         run.log_step(step, metrics(step), 0.5)
         if step in (8, 10):
@@ -40,7 +41,7 @@ def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch):
 
     # resumed from the checkpoint of step 8: steps 9 and 10 again, with other numbers
     run = runfiles.Run(cfg, d, d / "checkpoint", batches)
-    run.begin(8)
+    run.begin(lambda checkpoint: 8)
     for step in range(9, 13):
         run.log_step(step, metrics(100 + step), 0.25)
     run.end_epoch(12, images + 1)                      # a white grid

@@ -247,11 +247,81 @@ def test_ctrl_c_under_torchrun_saves_one_step_and_ends(tmp_path):
             p.kill()
             p.communicate()
     assert p.returncode != 0 and "interrupted after step" in stdout, stderr[-3000:]
-    step = int(stdout.split("interrupted after step ")[1].split(":")[0])
+    step = int(stdout.split("interrupted after step ")[1].split(" ")[0])
     assert 3 <= step < 5000
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == step
     assert weights.load(out / "weights.npz")[2]["step"] == step
     assert runfiles.read_metrics(out / "metrics.csv")["step"][-1] == step
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is pid (/proc/*/stat, field 4)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() if p.is_file() else "dir" for p in sorted(d.rglob("*"))}
+
+
+def test_one_writer_and_sigterm_under_torchrun(tmp_path):
+    """Real processes and signals (issue 25). A 2-process run: rank 0 holds the run
+    directory's lock. With both processes frozen (SIGSTOP), a second torchrun --resume on
+    the directory gets one line naming rank 0's pid and changes nothing. Then SIGTERM to
+    torchrun, as Slurm or Kubernetes sends it: torchrun passes it to both processes, which
+    stop after the same step; rank 0 saves that step's checkpoint and weights and says so,
+    once, and metrics.csv ends at that step."""
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+           "127.0.0.1", "--master-port", str(free_port()), "-m", "pytorch_impl.train", *TINY,
+           "--max-steps", "5000", "--out", str(out)]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
+            assert p.poll() is None and time.monotonic() < deadline, "no steps logged"
+            time.sleep(0.2)
+        workers = children(p.pid)
+        holder = int((out / "run.lock").read_text())
+        assert len(workers) == 2 and holder in workers, (workers, holder)
+        for w in workers:
+            os.kill(w, signal.SIGSTOP)
+        try:
+            time.sleep(0.2)
+            files = snapshot(out)
+            steps_now = len((out / "metrics.csv").read_text().splitlines())
+            r = torchrun("-m", "pytorch_impl.train", "--resume", str(out), "--max-steps", str(steps_now + 20),
+                         timeout=180)
+            ours = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+            assert r.returncode != 0 and len(ours) == 1, r.stderr[-4000:]
+            assert f"{out} is in use: process {holder} is training there" in ours[0]
+            assert snapshot(out) == files
+        finally:
+            for w in workers:
+                os.kill(w, signal.SIGCONT)
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:          # SIGTERM first: torchrun's workers are out of a kill's reach
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+    assert stdout.count("interrupted after step") == 1 and "(SIGTERM)" in stdout, stderr[-3000:]
+    step = int(stdout.split("interrupted after step ")[1].split(" ")[0])
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == step
+    assert weights.load(out / "weights.npz")[2]["step"] == step
+    assert runfiles.read_metrics(out / "metrics.csv")["step"].tolist() == list(range(1, step + 1))
 
 
 # ----------------------------------------------------------------------------------------
