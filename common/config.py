@@ -77,13 +77,83 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit status 2, nothing written."""
 
 
+# The flags of pytorch/examples' dcgan/main.py that are spelled otherwise here, with ours
+# (the first of them this command has) and what a user of that script should know. A
+# pointer, not an alias: one spelling per flag keeps --help, config.json and the three
+# commands the same, and the user learns the name the documentation uses
+# (docs/coming-from-pytorch-examples.md has the same table).
+EXAMPLES_FLAGS = {
+    "--dataroot": (("--data-dir",), ""),
+    "--batchSize": (("--batch-size",), ""),
+    "--imageSize": (("--image-size",), ""),
+    "--niter": (("--epochs",), "the number of epochs, as there"),
+    "--outf": (("--out",), ""),
+    "--netG": (("--init-weights", "--weights"), "it takes a portable weights.npz: convert "
+               "main.py's files first with python -m pytorch_impl.port --from-examples NETG.pth "
+               "[--netD NETD.pth] --out weights.npz"),
+    "--netD": (("--init-weights", "--weights"), "one portable weights.npz holds G and D: "
+               "python -m pytorch_impl.port --from-examples NETG.pth --netD NETD.pth --out weights.npz"),
+    "--manualSeed": (("--seed",), ""),
+    "--cuda": (("--device gpu",), ""),
+    "--accel": (("--device gpu",), ""),
+    "--dry-run": (("--max-steps 1",), "one step, with every file a run writes"),
+    "--ngpu": (("--devices",), "data parallel over N devices: docs/parallel.md"),
+    "--workers": ((), "the data is in memory as NumPy arrays: there are no loader workers"),
+}
+
+
+def _bare(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "").replace("_", "").lower()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, except that a mistake on the command line is one line on stderr,
     `prog: error: MESSAGE (see --help)`, exit status 2, as a UserError is: the usage block
-    argparse prints first would push the reason off a small terminal."""
+    argparse prints first would push the reason off a small terminal. A flag it does not
+    know names the nearest one it does (`--batchSize: no such flag; did you mean
+    --batch-size?`), found before anything else is checked."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for a in args:
+            if a == "--":
+                break
+            flag = a.split("=", 1)[0]
+            if a.startswith("-") and len(a) > 1 and not _is_number(a) and not self._knows(flag):
+                self.error(self.no_such_flag(flag))
+        return super().parse_known_args(args, namespace)
+
+    def _knows(self, flag: str) -> bool:
+        ours = self._option_string_actions
+        return flag in ours or (flag.startswith("--") and self.allow_abbrev
+                                and any(o.startswith(flag) for o in ours))
+
+    def no_such_flag(self, flag: str) -> str:
+        """`FLAG: no such flag; did you mean OURS?`, from EXAMPLES_FLAGS or by spelling."""
+        ours = [o for o in self._option_string_actions if o.startswith("--")]
+        if flag in EXAMPLES_FLAGS:
+            candidates, note = EXAMPLES_FLAGS[flag]
+            have = [c for c in candidates if c.split()[0] in ours]
+            if have:
+                return f"{flag}: no such flag; did you mean {have[0]}?" + (f" ({note})" if note else "")
+            if not candidates:
+                return f"{flag}: no such flag; {note}"
+            return f"{flag}: no such flag (pytorch/examples' {flag} is {candidates[0]} of train)"
+        import difflib
+        by_bare = {_bare(o): o for o in ours}
+        near = difflib.get_close_matches(_bare(flag), list(by_bare), n=1, cutoff=0.6)
+        return f"{flag}: no such flag" + (f"; did you mean {by_bare[near[0]]}?" if near else "")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 @dataclass
