@@ -77,28 +77,27 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit status 2, nothing written."""
 
 
-# The flags of pytorch/examples' dcgan/main.py that are spelled otherwise here, with ours
-# (the first of them this command has) and what a user of that script should know. A
+# The flags of pytorch/examples' dcgan/main.py that are spelled otherwise here: for each,
+# ours (the first that this command has) and what a user of that script should know. A
 # pointer, not an alias: one spelling per flag keeps --help, config.json and the three
 # commands the same, and the user learns the name the documentation uses
 # (docs/coming-from-pytorch-examples.md has the same table).
+_CONVERT = ("it takes a portable weights.npz: convert main.py's files first with python -m "
+            "pytorch_impl.port --from-examples NETG.pth [--netD NETD.pth] --out weights.npz")
 EXAMPLES_FLAGS = {
-    "--dataroot": (("--data-dir",), ""),
-    "--batchSize": (("--batch-size",), ""),
-    "--imageSize": (("--image-size",), ""),
-    "--niter": (("--epochs",), "the number of epochs, as there"),
-    "--outf": (("--out",), ""),
-    "--netG": (("--init-weights", "--weights"), "it takes a portable weights.npz: convert "
-               "main.py's files first with python -m pytorch_impl.port --from-examples NETG.pth "
-               "[--netD NETD.pth] --out weights.npz"),
-    "--netD": (("--init-weights", "--weights"), "one portable weights.npz holds G and D: "
-               "python -m pytorch_impl.port --from-examples NETG.pth --netD NETD.pth --out weights.npz"),
-    "--manualSeed": (("--seed",), ""),
-    "--cuda": (("--device gpu",), ""),
-    "--accel": (("--device gpu",), ""),
-    "--dry-run": (("--max-steps 1",), "one step, with every file a run writes"),
-    "--ngpu": (("--devices",), "data parallel over N devices: docs/parallel.md"),
-    "--workers": ((), "the data is in memory as NumPy arrays: there are no loader workers"),
+    "--dataroot": [("--data-dir", "")],
+    "--batchSize": [("--batch-size", "")],
+    "--imageSize": [("--image-size", "")],
+    "--niter": [("--epochs", "the number of epochs, as there")],
+    "--outf": [("--out", "")],
+    "--netG": [("--init-weights", _CONVERT), ("--weights", _CONVERT), ("--from-examples", "")],
+    "--netD": [("--init-weights", _CONVERT), ("--weights", _CONVERT)],
+    "--manualSeed": [("--seed", "")],
+    "--cuda": [("--device gpu", "")],
+    "--accel": [("--device gpu", "")],
+    "--dry-run": [("--max-steps 1", "one step, with every file a run writes")],
+    "--ngpu": [("--devices", "data parallel over N devices: docs/parallel.md")],
+    "--workers": [("", "the data is in memory as NumPy arrays: there are no loader workers")],
 }
 
 
@@ -135,13 +134,13 @@ class ArgumentParser(argparse.ArgumentParser):
         """`FLAG: no such flag; did you mean OURS?`, from EXAMPLES_FLAGS or by spelling."""
         ours = [o for o in self._option_string_actions if o.startswith("--")]
         if flag in EXAMPLES_FLAGS:
-            candidates, note = EXAMPLES_FLAGS[flag]
-            have = [c for c in candidates if c.split()[0] in ours]
-            if have:
-                return f"{flag}: no such flag; did you mean {have[0]}?" + (f" ({note})" if note else "")
-            if not candidates:
-                return f"{flag}: no such flag; {note}"
-            return f"{flag}: no such flag (pytorch/examples' {flag} is {candidates[0]} of train)"
+            pointers = EXAMPLES_FLAGS[flag]
+            for theirs, note in pointers:
+                if not theirs:
+                    return f"{flag}: no such flag; {note}"
+                if theirs.split()[0] in ours:
+                    return f"{flag}: no such flag; did you mean {theirs}?" + (f" ({note})" if note else "")
+            return f"{flag}: no such flag (pytorch/examples' {flag} is {pointers[0][0]} of train)"
         import difflib
         by_bare = {_bare(o): o for o in ours}
         near = difflib.get_close_matches(_bare(flag), list(by_bare), n=1, cutoff=0.6)
