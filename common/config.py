@@ -407,22 +407,38 @@ def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p = ArgumentParser(prog=prog, description="Generate images from portable "
                                 "weights written by any of the three implementations.")
     p.add_argument("--weights", required=True, help="a weights.npz from a run directory")
-    p.add_argument("--n", type=_int_in(1, 100000), default=64, help="how many images")
+    p.add_argument("--n", type=_int_in(1, 100000), help="how many images (default: 64), or "
+                   "with --walk how many walks (default: 8)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="noise seed")
-    g.add_argument("--noise", help="a .npy of z, shape (N, nz); overrides --n and --seed")
+    g.add_argument("--noise", help="a .npy of z, shape (N, nz); overrides --n and --seed "
+                   "(with --walk: its rows in pairs, the start and end of each walk)")
+    p.add_argument("--walk", type=_int_in(2, 1000), metavar="K",
+                   help="latent walks (the DCGAN paper, section 6.1): K images along the way "
+                   "between each pair of z drawn from --seed. Spherical interpolation (slerp) "
+                   "for z ~ N(0, 1), as the weights file's z_dist says for dcgan and paper: a "
+                   "Gaussian z lies near a sphere of radius sqrt(nz), and a straight line "
+                   "between two cuts inside it, where G saw almost no z; linear for z ~ "
+                   "U(-1, 1) (cs231n): the cube holds the straight line, slerp would leave it. "
+                   "--out: .png (one row per walk), .npy (walks, K, H, W, C) or .gif")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (float32 "
-                   "array (N, H, W, C) in [-1, 1])")
+                   "array (N, H, W, C) in [-1, 1]); with --walk also FILE.gif")
     p.add_argument("--device", choices=DEVICES, default="auto")
     a = p.parse_args(argv)
-    if Path(a.out).suffix not in (".png", ".npy"):
-        p.error(f"--out {a.out}: must end in .png or .npy")
+    if a.n is None:
+        a.n = 8 if a.walk else 64
+    kinds = (".png", ".npy", ".gif") if a.walk else (".png", ".npy")
+    if Path(a.out).suffix == ".gif" and not a.walk:
+        p.error(f"--out {a.out}: a .gif is an animation along latent walks: add --walk K, "
+                "or write .png or .npy")
+    if Path(a.out).suffix not in kinds:
+        p.error(f"--out {a.out}: must end in {', '.join(kinds[:-1])} or {kinds[-1]}")
     out = Path(a.out)
     if not out.resolve().parent.is_dir():
         p.error(f"--out {a.out}: {out.parent} is not a directory" if out.resolve().parent.exists()
                 else f"--out {a.out}: directory {out.parent} does not exist")
     if out.is_dir():
-        p.error(f"--out {a.out}: is a directory; give a file name ending in .png or .npy")
+        p.error(f"--out {a.out}: is a directory; give a file name ending in {' or '.join(kinds)}")
     if not os.access(out.resolve().parent, os.W_OK):
         p.error(f"--out {a.out}: cannot write in {out.parent}; choose another place")
     return a
