@@ -100,7 +100,7 @@ def read_state_dict(path: Path) -> dict:
     try:              # weights_only: tensors and containers, never arbitrary pickled code
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:         # torch.load raises many kinds (zip, pickle, version): all mean the same here
-        if zipfile.is_zipfile(path) and "config.npy" in zipfile.ZipFile(path).namelist():
+        if zipfile.is_zipfile(path) and "config.npy" in portable_names(path):
             raise UserError(f"{path}: already portable weights: give it to sample --weights or "
                             "train --init-weights as it is") from None
         raise UserError(f"{path}: not a PyTorch state_dict file (torch.load cannot read it); "
@@ -171,6 +171,11 @@ def to_examples(path: Path, out: Path) -> str:
     return (f"wrote {files['netG.pth']} and {files['netD.pth']} (nc {cfg.channels}, nz {cfg.nz}, "
             f"ngf {cfg.ngf}, ndf {cfg.ndf}): python main.py --dataset ... --nz {cfg.nz} --ngf "
             f"{cfg.ngf} --ndf {cfg.ndf} --netG {files['netG.pth']} --netD {files['netD.pth']}")
+
+
+def portable_names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as z:
+        return z.namelist()
 
 
 def refuse_existing(path: Path) -> None:
