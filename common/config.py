@@ -82,13 +82,82 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit status 2, nothing written."""
 
 
+# The flags of pytorch/examples' dcgan/main.py that are spelled otherwise here: for each,
+# ours (the first that this command has) and what a user of that script should know. A
+# pointer, not an alias: one spelling per flag keeps --help, config.json and the three
+# commands the same, and the user learns the name the documentation uses
+# (docs/coming-from-pytorch-examples.md has the same table).
+_CONVERT = ("it takes a portable weights.npz: convert main.py's files first with python -m "
+            "pytorch_impl.port --from-examples NETG.pth [--netD NETD.pth] --out weights.npz")
+EXAMPLES_FLAGS = {
+    "--dataroot": [("--data-dir", "")],
+    "--batchSize": [("--batch-size", "")],
+    "--imageSize": [("--image-size", "")],
+    "--niter": [("--epochs", "the number of epochs, as there")],
+    "--outf": [("--out", "")],
+    "--netG": [("--init-weights", _CONVERT), ("--weights", _CONVERT), ("--from-examples", "")],
+    "--netD": [("--init-weights", _CONVERT), ("--weights", _CONVERT)],
+    "--manualSeed": [("--seed", "")],
+    "--cuda": [("--device gpu", "")],
+    "--accel": [("--device gpu", "")],
+    "--dry-run": [("--max-steps 1", "one step, with every file a run writes")],
+    "--ngpu": [("--devices", "data parallel over N devices: docs/parallel.md")],
+    "--workers": [("", "the data is in memory as NumPy arrays: there are no loader workers")],
+}
+
+
+def _bare(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "").replace("_", "").lower()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, except that a mistake on the command line is one line on stderr,
     `prog: error: MESSAGE (see --help)`, exit status 2, as a UserError is: the usage block
-    argparse prints first would push the reason off a small terminal."""
+    argparse prints first would push the reason off a small terminal. A flag it does not
+    know names the nearest one it does (`--batchSize: no such flag; did you mean
+    --batch-size?`), found before anything else is checked."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for a in args:
+            if a == "--":
+                break
+            flag = a.split("=", 1)[0]
+            if a.startswith("-") and len(a) > 1 and not _is_number(a) and not self._knows(flag):
+                self.error(self.no_such_flag(flag))
+        return super().parse_known_args(args, namespace)
+
+    def _knows(self, flag: str) -> bool:
+        ours = self._option_string_actions
+        return flag in ours or (flag.startswith("--") and self.allow_abbrev
+                                and any(o.startswith(flag) for o in ours))
+
+    def no_such_flag(self, flag: str) -> str:
+        """`FLAG: no such flag; did you mean OURS?`, from EXAMPLES_FLAGS or by spelling."""
+        ours = [o for o in self._option_string_actions if o.startswith("--")]
+        if flag in EXAMPLES_FLAGS:
+            pointers = EXAMPLES_FLAGS[flag]
+            for theirs, note in pointers:
+                if not theirs:
+                    return f"{flag}: no such flag; {note}"
+                if theirs.split()[0] in ours:
+                    return f"{flag}: no such flag; did you mean {theirs}?" + (f" ({note})" if note else "")
+            return f"{flag}: no such flag (pytorch/examples' {flag} is {pointers[0][0]} of train)"
+        import difflib
+        by_bare = {_bare(o): o for o in ours}
+        near = difflib.get_close_matches(_bare(flag), list(by_bare), n=1, cutoff=0.6)
+        return f"{flag}: no such flag" + (f"; did you mean {by_bare[near[0]]}?" if near else "")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -352,22 +421,38 @@ def parse_sample_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p = ArgumentParser(prog=prog, description="Generate images from portable "
                                 "weights written by any of the three implementations.")
     p.add_argument("--weights", required=True, help="a weights.npz from a run directory")
-    p.add_argument("--n", type=_int_in(1, 100000), default=64, help="how many images")
+    p.add_argument("--n", type=_int_in(1, 100000), help="how many images (default: 64), or "
+                   "with --walk how many walks (default: 8)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="noise seed")
-    g.add_argument("--noise", help="a .npy of z, shape (N, nz); overrides --n and --seed")
+    g.add_argument("--noise", help="a .npy of z, shape (N, nz); overrides --n and --seed "
+                   "(with --walk: its rows in pairs, the start and end of each walk)")
+    p.add_argument("--walk", type=_int_in(2, 1000), metavar="K",
+                   help="latent walks (the DCGAN paper, section 6.1): K images along the way "
+                   "between each pair of z drawn from --seed. Spherical interpolation (slerp) "
+                   "for z ~ N(0, 1), as the weights file's z_dist says for dcgan and paper: a "
+                   "Gaussian z lies near a sphere of radius sqrt(nz), and a straight line "
+                   "between two cuts inside it, where G saw almost no z; linear for z ~ "
+                   "U(-1, 1) (cs231n): the cube holds the straight line, slerp would leave it. "
+                   "--out: .png (one row per walk), .npy (walks, K, H, W, C) or .gif")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (float32 "
-                   "array (N, H, W, C) in [-1, 1])")
+                   "array (N, H, W, C) in [-1, 1]); with --walk also FILE.gif")
     p.add_argument("--device", choices=DEVICES, default="auto")
     a = p.parse_args(argv)
-    if Path(a.out).suffix not in (".png", ".npy"):
-        p.error(f"--out {a.out}: must end in .png or .npy")
+    if a.n is None:
+        a.n = 8 if a.walk else 64
+    kinds = (".png", ".npy", ".gif") if a.walk else (".png", ".npy")
+    if Path(a.out).suffix == ".gif" and not a.walk:
+        p.error(f"--out {a.out}: a .gif is an animation along latent walks: add --walk K, "
+                "or write .png or .npy")
+    if Path(a.out).suffix not in kinds:
+        p.error(f"--out {a.out}: must end in {', '.join(kinds[:-1])} or {kinds[-1]}")
     out = Path(a.out)
     if not out.resolve().parent.is_dir():
         p.error(f"--out {a.out}: {out.parent} is not a directory" if out.resolve().parent.exists()
                 else f"--out {a.out}: directory {out.parent} does not exist")
     if out.is_dir():
-        p.error(f"--out {a.out}: is a directory; give a file name ending in .png or .npy")
+        p.error(f"--out {a.out}: is a directory; give a file name ending in {' or '.join(kinds)}")
     if not os.access(out.resolve().parent, os.W_OK):
         p.error(f"--out {a.out}: cannot write in {out.parent}; choose another place")
     return a

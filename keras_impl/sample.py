@@ -2,10 +2,10 @@
 
     python -m keras_impl.sample --weights runs/x/weights.npz --n 64 --out grid.png
     python -m keras_impl.sample --weights runs/x/weights.npz --noise z.npy --out x.npy
+    python -m keras_impl.sample --weights runs/x/weights.npz --walk 10 --out walks.png
 """
-from common import runfiles, weights
+from common import sampling, weights
 from common.config import parse_sample_args, run_main
-from common.data import load_noise
 from keras_impl.model import build, load_portable
 from keras_impl.parallel import pick_device
 from keras_impl.step import generate
@@ -23,9 +23,10 @@ def sample(weights_path, z, device="auto"):
 def main(argv=None):
     args = parse_sample_args(argv, "python -m keras_impl.sample")
     cfg, _, header = weights.load(args.weights)
-    images = sample(args.weights, load_noise(args, cfg.nz, header.get("z_dist", "normal")), args.device)
-    runfiles.save_images(images, args.out)
-    print(f"wrote {len(images)} images of {images.shape[1:]} to {args.out} "
+    z = sampling.noise(args, cfg.nz, header.get("z_dist", "normal"))   # (N, nz) or (walks, K, nz)
+    images = sample(args.weights, z.reshape(-1, cfg.nz), args.device)
+    what = sampling.save(images.reshape(z.shape[:-1] + images.shape[1:]), args.out)
+    print(f"wrote {what} to {args.out} "
           f"(weights written by {header.get('framework', '?')} at step {header.get('step', '?')})")
 
 

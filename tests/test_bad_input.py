@@ -514,6 +514,15 @@ SAMPLE_CASES = [
     Case("out a directory", lambda c: sample(c, None, out=mkdir(c.tmp / "x.png")), "is a directory"),
     Case("out .png under /proc", lambda c: sample(c, None, out="/proc/dcgan-test.png"), "cannot write it"),
     Case("out .npy under /proc", lambda c: sample(c, None, out="/proc/dcgan-test.npy"), "cannot write it"),
+    # --walk
+    Case("walk of one image", lambda c: sample(c, None, "--walk", "1"), "--walk: must be from 2"),
+    Case("gif without --walk", lambda c: sample(c, None, out=c.tmp / "x.gif"), "add --walk K"),
+    Case("walk to another kind", lambda c: sample(c, None, "--walk", "3", out=c.tmp / "x.jpg"),
+         "must end in .png, .npy or .gif"),
+    Case("walk from an odd number of --noise rows",
+         lambda c: (np.save(c.tmp / "z.npy", np.zeros((3, 16), np.float32)),
+                    sample(c, None, "--noise", str(c.tmp / "z.npy"), "--walk", "4"))[1], "give an even number"),
+    Case("walk gif under /proc", lambda c: sample(c, None, "--walk", "3", out="/proc/dcgan-test.gif"), "cannot write it"),
 ]
 
 

@@ -137,3 +137,54 @@ def test_each_architecture_has_its_own_cpu_profile_and_flags_still_win():
     assert (c.ngf, c.ndf, c.max_steps) == (16, 8, 7)
     c = parse_config(["--arch", "cs231n", "--epochs", "2"], "t").resolve("cpu")
     assert (c.epochs, c.max_steps) == (2, None)          # --epochs alone: that many epochs
+
+
+# ----------------------------------------------------------------------------------------
+# pytorch/examples' dcgan/main.py flags: one line naming ours, never an alias
+
+@pytest.mark.parametrize("flags, pointer", [
+    (["--batchSize", "64"], "--batchSize: no such flag; did you mean --batch-size?"),
+    (["--imageSize", "64"], "--imageSize: no such flag; did you mean --image-size?"),
+    (["--dataroot", "d"], "--dataroot: no such flag; did you mean --data-dir?"),
+    (["--niter", "25"], "--niter: no such flag; did you mean --epochs?"),
+    (["--outf", "o"], "--outf: no such flag; did you mean --out?"),
+    (["--netG", "netG_epoch_24.pth"], "--netG: no such flag; did you mean --init-weights? (it takes a "
+                                      "portable weights.npz: convert main.py's files first with python -m pytorch_impl.port"),
+    (["--manualSeed", "999"], "--manualSeed: no such flag; did you mean --seed?"),
+    (["--cuda"], "--cuda: no such flag; did you mean --device gpu?"),
+    (["--accel"], "--accel: no such flag; did you mean --device gpu?"),
+    (["--dry-run"], "--dry-run: no such flag; did you mean --max-steps 1?"),
+    (["--workers", "2"], "--workers: no such flag; the data is in memory"),
+    (["--lr", "1e-3", "--seeds=3"], "--seeds: no such flag; did you mean --seed?"),   # by spelling
+    (["--frobnicate"], "--frobnicate: no such flag (see --help)"),                   # nothing near
+])
+def test_a_peer_flag_names_ours_in_one_line(flags, pointer, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_config(flags, "prog")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"prog: error: {pointer}"), err
+
+
+def test_a_peer_flag_is_named_before_a_missing_required_one(capsys):
+    """sample requires --weights: `sample --netG x.pth` is told about --netG, the cause."""
+    from common.config import parse_sample_args
+    for flags, pointer in ((["--netG", "x.pth", "--out", "x.png"], "--netG: no such flag; did you mean --weights?"),
+                           (["--niter", "3"], "--niter: no such flag (pytorch/examples' --niter is --epochs of train)")):
+        with pytest.raises(SystemExit):
+            parse_sample_args(flags, "prog")
+        assert capsys.readouterr().err.startswith(f"prog: error: {pointer}")
+
+
+def test_known_flags_abbreviations_and_negative_values_still_parse():
+    c = parse_config(["--max-s", "3", "--batch-size=16", "--dataset", "synthetic"], "t")
+    assert (c.max_steps, c.batch_size, c.dataset) == (3, 16, "synthetic")
+    with pytest.raises(SystemExit):                     # "-1" is a value: the range check speaks
+        parse_config(["--lr", "-1"], "t")
+
+
+def test_a_peer_flag_on_the_real_command_line_writes_nothing(tmp_path, cli):
+    r = cli("pytorch_impl.train", "--batchSize", "64", "--outf", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "--batchSize: no such flag; did you mean --batch-size?" in r.stderr
+    assert list(tmp_path.iterdir()) == []
