@@ -12,7 +12,7 @@ from jax import lax
 
 from common import reference, spec, weights
 from common.config import BN_EPS, BN_MOMENTUM, LEAKY_SLOPE, Config
-from jax_impl.layers import BatchNorm, ConvTranspose, conv_transpose
+from jax_impl.layers import BatchNorm, Conv, ConvTranspose, conv_transpose
 from jax_impl.model import build, layer_table, load_portable, summary, to_portable
 from tests.helpers import layer_ref
 
@@ -39,7 +39,7 @@ def off_by(got, want):
     return np.abs(got - want).max() / max(1.0, np.abs(want).max())
 
 
-OP = {"conv": nnx.Conv, "conv_transpose": ConvTranspose, "linear": nnx.Linear}
+OP = {"conv": Conv, "conv_transpose": ConvTranspose, "linear": nnx.Linear}   # Conv: nnx.Conv, small maps as one product
 ACT = {"relu": nnx.relu, "leaky_relu": nnx.leaky_relu, "tanh": jnp.tanh, None: None}
 
 

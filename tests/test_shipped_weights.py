@@ -16,7 +16,7 @@ from common import weights
 from common.judge import evaluate
 from tests.conftest import ROOT
 
-RUNS = ("pytorch-cpu-default", "pytorch-cpu-cs231n")
+RUNS = ("pytorch-cpu-default", "pytorch-cpu-cs231n", "pytorch-cpu-64px")
 FRAMEWORKS = ("pytorch", "jax", "keras")
 WALKS, STEPS, WALK_SEED = 4, 6, 1
 
