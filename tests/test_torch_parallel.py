@@ -226,20 +226,28 @@ def test_two_process_weights_sample_in_jax_and_keras(runs, tmp_path):
         np.testing.assert_allclose(np.load(out), want, atol=1e-5, rtol=0, err_msg=package)
 
 
-def test_ctrl_c_under_torchrun_saves_one_step_and_ends(tmp_path):
-    """SIGINT to torchrun, as Ctrl-C in its terminal: torchrun passes it to both processes,
-    which stop after the same step; rank 0 saves that step's checkpoint and weights."""
-    out = tmp_path / "r"
+def start_long_torchrun(out: Path) -> subprocess.Popen:
+    """A 2-process torchrun of a long run in out, returned once it has logged three steps."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
            "127.0.0.1", "--master-port", str(free_port()), "-m", "pytorch_impl.train", *TINY,
            "--max-steps", "5000", "--out", str(out)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            raise AssertionError(f"no steps logged: {p.communicate()[1][-3000:]}")
+        time.sleep(0.2)
+    return p
+
+
+def test_ctrl_c_under_torchrun_saves_one_step_and_ends(tmp_path):
+    """SIGINT to torchrun, as Ctrl-C in its terminal: torchrun passes it to both processes,
+    which stop after the same step; rank 0 saves that step's checkpoint and weights."""
+    out = tmp_path / "r"
+    p = start_long_torchrun(out)
     try:
-        deadline = time.monotonic() + 240
-        while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
-            assert p.poll() is None and time.monotonic() < deadline, "no steps logged"
-            time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=120)        # no process left waiting
     finally:
@@ -279,16 +287,8 @@ def test_one_writer_and_sigterm_under_torchrun(tmp_path):
     stop after the same step; rank 0 saves that step's checkpoint and weights and says so,
     once, and metrics.csv ends at that step."""
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
-           "127.0.0.1", "--master-port", str(free_port()), "-m", "pytorch_impl.train", *TINY,
-           "--max-steps", "5000", "--out", str(out)]
-    p = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = start_long_torchrun(out)
     try:
-        deadline = time.monotonic() + 240
-        while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
-            assert p.poll() is None and time.monotonic() < deadline, "no steps logged"
-            time.sleep(0.2)
         workers = children(p.pid)
         holder = int((out / "run.lock").read_text())
         assert len(workers) == 2 and holder in workers, (workers, holder)
