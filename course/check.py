@@ -8,12 +8,15 @@ the tolerance):
     check.close("d_loss", d_loss, expected)        numbers and arrays, to a relative error
     check.equal("params", params, expected)        integers, shapes, strings: exactly
     check.less("grad ratio", ratio, bound)         a number below a bound
+    check.predict("lr10", prediction, choices)      record a prediction before a run
+    check.outcome("lr10", measured)                 after the run: did it match?
 """
 from __future__ import annotations
 
 import numpy as np
 
 BLANK = "fill in the exercise above"
+PREDICTIONS: dict[str, object] = {}     # name -> what the student predicted (this kernel)
 
 
 def rel_error(x, y) -> float:
@@ -82,3 +85,27 @@ def less(name: str, value, bound) -> None:
     if not a.item() < bound:
         raise AssertionError(f"{name} is {a.item():.6g}, expected less than {bound:.6g}")
     print(f"{name}: correct ({a.item():.6g} < {bound:.6g})")
+
+
+def predict(name: str, value, choices=None) -> None:
+    """Record a prediction made before a run, for outcome() to compare after it. A blank
+    (None), or a value outside choices when choices are given, is rejected."""
+    if value is None:
+        raise AssertionError(f"{name} is None: {BLANK} (write your prediction before running)")
+    if choices is not None and value not in choices:
+        raise AssertionError(f"{name} is {value!r}; predict one of {list(choices)!r}")
+    PREDICTIONS[name] = value
+    print(f"{name}: prediction recorded ({value!r})")
+
+
+def outcome(name: str, actual) -> bool:
+    """After the run: print what was predicted against what was measured, and return whether
+    they match. A wrong prediction is part of learning, not an error; a missing one is."""
+    if name not in PREDICTIONS:
+        raise AssertionError(f"no prediction recorded for {name}: run the prediction cell "
+                             "(check.predict) before the experiment")
+    guess = PREDICTIONS[name]
+    match = guess == actual
+    print(f"{name}: you predicted {guess!r}; measured {actual!r}: "
+          f"{'that matches' if match else 'it does not match'}")
+    return match

@@ -109,6 +109,22 @@ def test_equal_and_less():
         check.less("r", None, 1.0)
 
 
+def test_predict_then_outcome(capsys):
+    check.PREDICTIONS.clear()
+    with pytest.raises(AssertionError, match="no prediction recorded for lr10"):
+        check.outcome("lr10", "worse")                 # the experiment before the prediction
+    with pytest.raises(AssertionError, match="None: fill in"):
+        check.predict("lr10", None)                    # a blank prediction fails its check
+    with pytest.raises(AssertionError, match="predict one of"):
+        check.predict("lr10", "much worse", choices=("better", "worse"))
+    check.predict("lr10", "worse", choices=("better", "worse"))
+    assert check.outcome("lr10", "worse") is True
+    assert check.outcome("lr10", "better") is False    # wrong is reported, not raised
+    out = capsys.readouterr().out
+    assert "prediction recorded ('worse')" in out
+    assert "you predicted 'worse'; measured 'better': it does not match" in out
+
+
 # ----------------------------------------------------------------------------------------
 # the markup and --check, on a lesson written here (no kernel started)
 
