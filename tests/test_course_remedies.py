@@ -50,7 +50,7 @@ def test_each_pair_changes_only_what_its_remedy_says():
         want = {"none": set(), "smoothing": {"real_target"}, "noise": {"noise_sigma"},
                 "ttur": {"lr_d", "lr_g"}, "sn": {"spectral_norm", "d_batchnorm"},
                 "wgan-gp": {"loss", "d_batchnorm", "k", "lr_g", "lr_d", "beta1", "beta2"}}[r]
-        if f in ("no-bn",):
+        if f.startswith("no-bn"):
             want = want - {"d_batchnorm"}        # already off
         if f in ("d5", "saturating"):
             want = want - {"k"}                  # already 5
@@ -240,6 +240,8 @@ def test_verdict_thresholds():
     assert R.verdict(600, 800, 100) == "helps"
     assert R.verdict(700, 800, 100) == "no change"
     assert R.verdict(1000, 800, 100) == "hurts"
+    assert R.verdict(396, 172, 387) == "hurts"       # worse than a failure that had not failed
+    assert R.verdict(200, 172, 387) == "rescues"
 
 
 def test_committed_results_are_the_scripts_runs_and_the_table_is_fresh():
