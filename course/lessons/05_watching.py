@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 3: watching a GAN learn
+# # Lesson 5: watching a GAN learn
 #
 # A classifier's loss falls as it learns. A GAN's two losses do not: G and D play a game,
 # and each one's loss goes up whenever the other gets better. So how do you tell a run
@@ -348,13 +348,13 @@ show_grids({f"D x5, step {k}": v for k, v in d5_grids.items()})
 # D wins: `D(x)` goes to nearly 1 and `D(G(z))` to nearly 0 within the first few dozen
 # steps, and `d_loss` toward 0. G is far behind the healthy run, yet it keeps learning:
 # its samples move on from noise. That is the non-saturating loss at work: G minimises
-# `-log D(G(z))`, whose gradient is largest exactly when D rejects the fakes (lesson 2,
+# `-log D(G(z))`, whose gradient is largest exactly when D rejects the fakes (lesson 3,
 # exercise 2).
 
 # %% [markdown]
 # ## Failure 4: the saturating loss, against a strong D
 #
-# The minimax game of the GAN paper has G minimise `log(1 - D(G(z)))`. Lesson 2 showed
+# The minimax game of the GAN paper has G minimise `log(1 - D(G(z)))`. Lesson 3 showed
 # that its gradient vanishes when `D(G(z))` is near 0. Repeat failure 3 with that loss
 # for G (`saturating=True` above).
 #
@@ -422,7 +422,8 @@ plt.show()
 # after a few hundred steps G draws some digits much more often than others. Longer
 # runs can collapse for real: `results/pytorch-cpu-paper` is the paper's network after
 # 2,000 steps at small widths, whose samples the judge reads as a few digits only (its
-# `judge.txt`, below; lesson 5 shows the run).
+# `judge.txt`, below; lesson 11 shows the run, and lesson 7 tries the known remedies on it
+# and on the failures above).
 
 # %%
 report = open("results/pytorch-cpu-paper/judge.txt").read()

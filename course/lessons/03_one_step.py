@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 2: one GAN step, and where gradients stop
+# # Lesson 3: one GAN step, and where gradients stop
 #
 # One training step of a GAN is two updates on the same noise `z`:
 #
@@ -334,4 +334,5 @@ plt.show()
 # with `D(G(z))` while the non-saturating one stays near 1: G learns fastest exactly
 # when it is worst. Both losses push G toward the same place, which is why Goodfellow et
 # al. (2014, section 3) proposed the non-saturating one for training, and all three
-# `step.py` files use it. Lesson 3 watches what training does with each.
+# `step.py` files use it. In lesson 4 you write this step yourself; lesson 5 watches what
+# training does with each loss.

@@ -1,7 +1,7 @@
 # %% [markdown]
-# # Lesson 7: speed
+# # Lesson 12: speed
 #
-# The three implementations run the same step on the same numbers (lesson 4). They do
+# The three implementations run the same step on the same numbers (lesson 10). They do
 # not run it the same way:
 #
 # - **PyTorch** runs *eagerly*: each line of `train_step` calls one kernel (a
