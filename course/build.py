@@ -41,6 +41,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from benchmarks import machine
 from common.config import ArgumentParser, UserError, run_main
 
 COURSE = Path(__file__).resolve().parent
@@ -276,7 +277,8 @@ def main(argv=None) -> int:
             return 1
         print(f"{len(chosen)} lessons: notebooks up to date")
         return 0
-    failed = 0
+    failed, took = 0, {}
+    load_before = machine.load()
     for lesson in chosen:
         t0 = time.perf_counter()
         student, solution = notebooks(lesson)       # a markup mistake stops here, before writing
@@ -293,8 +295,22 @@ def main(argv=None) -> int:
                   f"{rel(solution_path(lesson))} left as it was\n{e}", file=sys.stderr)
             continue
         write(record_inputs(solution, lesson), solution_path(lesson))
-        print(f"{lesson.stem}: executed in {time.perf_counter() - t0:.0f} s", flush=True)
+        took[lesson.stem] = time.perf_counter() - t0
+        print(f"{lesson.stem}: executed in {took[lesson.stem]:.0f} s", flush=True)
+    if took:
+        print(times_table(took, load_before, machine.load()))
     return 1 if failed else 0
+
+
+def times_table(took: dict[str, float], load_before, load_after) -> str:
+    """The lessons' execution times as the syllabus prints them, with the machine and its
+    load (a busy machine makes every lesson slower)."""
+    fmt = lambda avg: "unknown" if avg is None else f"{avg[0]:.2f}"
+    rows = "\n".join(f"| {stem} | {sec:.0f} s |" for stem, sec in took.items())
+    return (f"\nexecution times, one fresh kernel each, on {machine.summary()}; load average "
+            f"(1 min) {fmt(load_before)} before, {fmt(load_after)} after; "
+            f"{time.strftime('%Y-%m-%d')}\n| lesson | time |\n|---|--:|\n{rows}\n"
+            f"total {sum(took.values()):.0f} s")
 
 
 if __name__ == "__main__":

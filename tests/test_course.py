@@ -244,6 +244,14 @@ def test_a_solution_is_stale_when_a_results_file_it_reads_changes(course_dir, mo
     assert build.main(["--check"]) == 0
 
 
+def test_the_times_table_names_each_lesson_the_machine_and_its_load():
+    text = build.times_table({"01_shapes": 30.4, "02_game": 11.6}, [0.31, 0.2, 0.1], [1.5, 0.9, 0.4])
+    assert "| 01_shapes | 30 s |" in text and "| 02_game | 12 s |" in text
+    assert "total 42 s" in text
+    assert "0.31 before, 1.50 after" in text
+    assert "cores" in text            # the machine, from benchmarks.machine
+
+
 def test_an_unknown_lesson_is_a_user_error(course_dir):
     write_lesson(course_dir, LESSON)
     with pytest.raises(UserError, match="no lesson '09'"):
