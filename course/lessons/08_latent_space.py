@@ -11,7 +11,8 @@
 # - **D's features as a representation**: a linear classifier on the discriminator's
 #   activations, trained with few labels (section 5.1).
 #
-# Everything runs from weights committed in `results/`, so nothing trains here.
+# Everything runs from weights that two committed runs saved (`results/pytorch-cpu-default`
+# and `results/pytorch-cpu-64px`), so nothing trains here.
 #
 # You will:
 # - see where Gaussian `z`'s lie and why a straight line between two of them leaves
@@ -85,14 +86,15 @@ strip(G(z16), "16 samples", nrow=16)
 # ## Where Gaussian z's lie
 #
 # `z_dist` `"normal"`: every one of the `nz` = 100 numbers of `z` is drawn from N(0, 1)
-# (`common.data.draw_z`), as in the paper's code and the PyTorch tutorial. (The CS231n
-# network of lesson 11 draws from U(-1, 1) instead; its weights say `"uniform"`.)
+# (`common.data.draw_z`), as in the PyTorch tutorial and by default in the authors' own
+# code (dcgan.torch), although the paper's Figure 1 names a uniform distribution. (The
+# CS231n network of lesson 11 draws from U(-1, 1); its weights say `"uniform"`.)
 #
 # The length of such a `z` is the square root of a sum of 100 squares of standard
 # normals: it follows the chi distribution with 100 degrees of freedom, whose mean is
 # close to `sqrt(nz)` = 10 and whose spread is small. In 100 dimensions almost every
-# Gaussian `z` lies in a thin shell around the sphere of radius 10; the centre, the most
-# probable single point of the density, is a place no sample goes near.
+# Gaussian `z` lies in a thin shell around the sphere of radius 10; the centre, where the
+# density is highest, is a place no sample goes near.
 
 # %%
 from scipy import stats
@@ -291,9 +293,10 @@ scores64 = table(midpoints, lambda z: pytorch_sample.sample(WEIGHTS_64, z.astype
 # Compare the last lines of the two tables: the gap between straight and spherical
 # midpoints, in units of its spread. The 64x64 generator, larger and trained for fewer
 # steps, minds the dip clearly more than the 32x32 one, whose gap is within the noise
-# or close to it. (The spread of a difference here combines the two jackknife spreads as
-# if they were independent; the two sets come from the same pairs, so it errs wide.) So slerp, which never leaves the shell, is the safe default: the dip it
-# avoids costs little on one network and a lot on another.
+# or close to it. (The spread of a difference combines the two jackknife spreads as if
+# they were independent; the two sets come from the same pairs, so it errs wide.) So
+# slerp, which never leaves the shell, is the safe default: the dip it avoids costs
+# little on one network and a lot on another.
 #
 # ## Arithmetic on z
 #
@@ -566,9 +569,10 @@ check.outcome("representation", winner)
 
 # %% [markdown]
 # D never saw a label, and yet a linear classifier on its features does clearly better
-# with 100 labels than the same classifier on the pixels; the untrained discriminator's
-# features do not, so the gain is what the GAN game taught D, not the architecture
-# alone. To tell real digits from G's fakes, D had to learn what strokes and shapes
+# with 100 labels than the same classifier on the pixels. The untrained discriminator's
+# features do only a little better than the pixels (random convolutions already help a
+# linear classifier somewhat), so most of the gain is what the GAN game taught D, not
+# what the architecture gives by itself. To tell real digits from G's fakes, D had to learn what strokes and shapes
 # digits are made of, and that is what a classifier needs too.
 #
 # Two honest caveats. The GAN trained (without labels) on all 5,000 of these digits,
@@ -587,8 +591,9 @@ check.outcome("representation", winner)
 # - D's activations, learnt without labels, make a better input for a few-label classifier
 #   than the pixels, and better than the same network untrained.
 #
-# **Try it yourself**: set `RUN = "results/pytorch-cpu-64px"` in the first cell (the
-# tutorial's 64x64 network with widths 64, step 1,100) and run the lesson again: every
-# cell takes its sizes from the weights file (D's last block before the logit is then
-# `d4`, again a 4x4 grid). It takes a few times longer: that generator is about 16 times
-# larger.
+# **Try it yourself**: set `RUN = "results/pytorch-cpu-64px"` in the cell that loads the
+# weights (the tutorial's 64x64 network with widths 64, step 1,100) and run the lesson
+# again: every cell takes its sizes from the weights file (D's last block before the
+# logit is then `d4`, again a 4x4 grid). It takes a few times longer: both networks are
+# wider, and the images have four times the pixels. Which of this lesson's findings
+# hold for that generator, and which do not?
