@@ -258,20 +258,19 @@ def step_problems(step, cfg: Config, real, z, seed: int = 0) -> list[str] | None
     """step(generator, discriminator, g_optimizer, d_optimizer, real, z) -> {"d_loss": ...,
     "g_loss": ...}: one GAN step. Run on the repository's networks and compared with
     train_step: the two losses and every weight after the step."""
-    name = getattr(step, "__name__", "the step")
     if not callable(step):
-        return None if step is None else [f"{name} is a {type(step).__name__}, not a function"]
+        return None if step is None else [f"it is a {type(step).__name__}, not a function"]
     missing = undefined_names(step)
     if missing:
-        return [f"{name} uses names it never defines: {', '.join(missing)}. Python reports "
-                "only the first, when its line runs; each must be a name the function "
-                "makes, receives or imports"]
+        return [f"it uses names it never defines: {', '.join(missing)}. Python reports "
+                "only the first, when its line runs; each must be made inside the "
+                "function, passed in, or defined in the notebook"]
     generator, discriminator = build(cfg, seed)
     try:
         metrics = step(generator, discriminator, adam(generator.parameters(), cfg),
                        adam(discriminator.parameters(), cfg), real.clone(), z.clone())
     except Exception as e:
-        return [f"{name} raised {type(e).__name__}: {e}"]
+        return [f"it raised {type(e).__name__}: {e}"]
     if metrics is None:
         return None
     ref_g, ref_d, expected = reference(cfg, real, z, seed)
@@ -280,13 +279,13 @@ def step_problems(step, cfg: Config, real, z, seed: int = 0) -> list[str] | None
         try:
             value = float(metrics[key])
         except (TypeError, KeyError, IndexError, ValueError):
-            problems.append(f"{name} returns no number under {key!r} (it returned {metrics!r})")
+            problems.append(f"it returns no number under {key!r} (it returned {metrics!r})")
             continue
         problems += loss_problem(key, value, expected[key])
     for who, net, ref in (("G", generator, ref_g), ("D", discriminator, ref_d)):
         worst = max(((rel(p.detach(), q.detach()), k) for (k, p), q in
                      zip(net.named_parameters(), ref.parameters())), default=(0.0, ""))
         if worst[0] > TOL:
-            problems.append(f"after {name}, {who}'s weights differ from train_step's (worst: "
+            problems.append(f"after the step, {who}'s weights differ from train_step's (worst: "
                             f"{worst[1]}, relative error {worst[0]:.1e})")
     return problems

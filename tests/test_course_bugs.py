@@ -179,7 +179,7 @@ def step_with(d_loss_fn, g_first=False):
 def test_every_undefined_name_is_listed_before_the_step_runs():
     assert bugs.undefined_names(buggy_step) == ["cur_batch", "disc_loss", "never_defined", "real_logits"]
     msg = fails(bugs.step_problems(buggy_step, CFG, REAL, Z),
-                "buggy_step uses names it never defines: cur_batch, disc_loss, never_defined, real_logits")
+                "repair: it uses names it never defines: cur_batch, disc_loss, never_defined, real_logits")
     assert "Python reports only the first" in msg
     assert bugs.undefined_names(step_with(whole)) == []          # closures and arguments are defined
 
