@@ -483,8 +483,9 @@ print(f"sqrt(1 + lr^2) = {np.sqrt(1 + LR ** 2):.6f}; det A_alt = {np.linalg.det(
 # in plain gradient descent-ascent damps the rotation. In a real GAN each player's loss
 # also has curvature of its own, and Adam rescales every step, but the rotating part of
 # the game is there too: Mescheder et al. (2017, arXiv:1705.10461) analyse GAN training
-# through the eigenvalues of exactly this kind of matrix, the Jacobian of the joint
-# gradient step. This is why the curves of a healthy GAN run do not settle the way a
+# through the eigenvalues of the Jacobian of the two players' joint gradient field, and
+# trace its trouble to eigenvalues with large imaginary parts: the rotation seen here.
+# This is why the curves of a healthy GAN run do not settle the way a
 # classifier's loss does: `d_loss`, `g_loss`, `D(x)` and `D(G(z))` swing around their
 # equilibrium values as the players circle. Lesson 5 watches a GAN learn and shows those
 # swings; lesson 7 tries remedies that change the dynamics.
