@@ -39,7 +39,7 @@ def test_the_solution_runs_top_to_bottom(lesson):
     done = build.execute(solution, timeout=CELL_TIMEOUT)       # CellExecutionError on any error
     assert build.has_outputs(done)
     for cell in done.cells:                  # and every check in it passed, saying so
-        if "check" in tags(cell):            # (a prediction's check records it: check.predict)
+        if "check" in tags(cell):            # (a prediction's check records it, lesson 5)
             text = "".join(o.get("text", "") for o in cell.outputs)
             assert "correct" in text or "prediction recorded" in text, cell.source
 
