@@ -1,7 +1,7 @@
 """Build the course's notebooks from the lesson scripts in course/lessons/.
 
     python -m course.build                   every lesson: student notebook, executed solution
-    python -m course.build 02 04_porting     only these lessons (a number or a name)
+    python -m course.build 03 10_porting     only these lessons (a number or a name)
     python -m course.build --no-execute      the notebooks' cells only (solutions unexecuted)
     python -m course.build --check           exit 1 if a committed notebook is stale
 
@@ -22,9 +22,15 @@ The cell right after an exercise is its check, tagged `check` (`# %% tags=["chec
 Cells tagged `slow` are demonstrations no exercise needs. The notebooks are written
 deterministically: fixed cell ids and metadata, no execution timings, so that a rebuild
 changes the files only where a source or an output changed.
+
+A solution notebook also records what it read from results/ (every path under results/ that
+its script names, a folder meaning every file in it, `*` a glob): the SHA-256 of each file,
+in the notebook's metadata. --check calls the notebook stale when one of them changed, so a
+lesson that shows a committed run is re-executed when the run is.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import time
@@ -35,6 +41,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from benchmarks import machine
 from common.config import ArgumentParser, UserError, run_main
 
 COURSE = Path(__file__).resolve().parent
@@ -48,6 +55,7 @@ SETUP = ('import os, sys; sys.path.insert(0, os.path.abspath(next(p for p in (".
          'import course.start  # noqa: E402  (the repository root is importable and the working directory)')
 BEGIN, END, BLANK = "### BEGIN SOLUTION", "### END SOLUTION", "#:"
 TAGS = {"check", "slow"}
+RESULTS_PATH = re.compile(r"results/[\w.*\-/]*")    # a path under results/ in a lesson
 METADATA = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                            "name": KERNEL},
             "language_info": {"name": "python"}}
@@ -71,6 +79,26 @@ def student_path(lesson: Path) -> Path:
 
 def solution_path(lesson: Path) -> Path:
     return SOLUTIONS / f"{lesson.stem}.ipynb"
+
+
+def inputs(lesson: Path) -> dict[str, str]:
+    """{path: SHA-256} of every file under results/ that the lesson's script names (a named
+    folder: every file in it; `*`: a glob), for the staleness check."""
+    files = set()
+    for name in RESULTS_PATH.findall(lesson.read_text(encoding="utf-8")):
+        name = name.rstrip("./-")
+        for hit in (sorted(ROOT.glob(name)) if "*" in name else [ROOT / name]):
+            if hit.is_dir():
+                files |= {f for f in hit.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+            elif hit.is_file():
+                files.add(hit)
+    return {rel(f).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(files)}
+
+
+def record_inputs(nb: nbformat.NotebookNode, lesson: Path) -> nbformat.NotebookNode:
+    """An executed solution notebook, with what it read from results/ in its metadata."""
+    nb.metadata["course"] = {"inputs": inputs(lesson)}
+    return nb
 
 
 def split(source: str, where: str) -> tuple[str, str, int]:
@@ -202,6 +230,12 @@ def stale(lesson: Path) -> list[str]:
             problems.append(f"{shown} differs from {rel(lesson)} (first at cell {diff + 1})")
         elif executed and not has_outputs(have):
             problems.append(f"{shown} has no outputs: it was never executed")
+        elif executed:
+            was, now = have.metadata.get("course", {}).get("inputs", {}), inputs(lesson)
+            moved = sorted(p for p in set(was) | set(now) if was.get(p) != now.get(p))
+            if moved:
+                problems.append(f"{shown} was executed with other files from results/ than there "
+                                f"are now ({', '.join(moved[:3])}{', ...' if len(moved) > 3 else ''})")
         elif not executed and has_outputs(have):
             problems.append(f"{shown} has outputs: a student notebook is written blank")
     return problems
@@ -226,7 +260,7 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m course.build", description="Build the course's "
                        "student and solution notebooks from course/lessons/*.py.")
     p.add_argument("lessons", nargs="*", metavar="LESSON", help="a number (02) or a name "
-                   "(02_one_step); default: every lesson")
+                   "(03_one_step); default: every lesson")
     p.add_argument("--no-execute", action="store_true", help="write the solution notebooks "
                    "without running them (fast; --check then calls them stale)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed "
@@ -243,7 +277,8 @@ def main(argv=None) -> int:
             return 1
         print(f"{len(chosen)} lessons: notebooks up to date")
         return 0
-    failed = 0
+    failed, took = 0, {}
+    load_before = machine.load()
     for lesson in chosen:
         t0 = time.perf_counter()
         student, solution = notebooks(lesson)       # a markup mistake stops here, before writing
@@ -259,9 +294,23 @@ def main(argv=None) -> int:
             print(f"{lesson.stem}: FAILED after {time.perf_counter() - t0:.0f} s; "
                   f"{rel(solution_path(lesson))} left as it was\n{e}", file=sys.stderr)
             continue
-        write(solution, solution_path(lesson))
-        print(f"{lesson.stem}: executed in {time.perf_counter() - t0:.0f} s", flush=True)
+        write(record_inputs(solution, lesson), solution_path(lesson))
+        took[lesson.stem] = time.perf_counter() - t0
+        print(f"{lesson.stem}: executed in {took[lesson.stem]:.0f} s", flush=True)
+    if took:
+        print(times_table(took, load_before, machine.load()))
     return 1 if failed else 0
+
+
+def times_table(took: dict[str, float], load_before, load_after) -> str:
+    """The lessons' execution times as the syllabus prints them, with the machine and its
+    load (a busy machine makes every lesson slower)."""
+    fmt = lambda avg: "unknown" if avg is None else f"{avg[0]:.2f}"
+    rows = "\n".join(f"| {stem} | {sec:.0f} s |" for stem, sec in took.items())
+    return (f"\nexecution times, one fresh kernel each, on {machine.summary()}; load average "
+            f"(1 min) {fmt(load_before)} before, {fmt(load_after)} after; "
+            f"{time.strftime('%Y-%m-%d')}\n| lesson | time |\n|---|--:|\n{rows}\n"
+            f"total {sum(took.values()):.0f} s")
 
 
 if __name__ == "__main__":

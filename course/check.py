@@ -10,6 +10,7 @@ the tolerance):
     check.less("grad ratio", ratio, bound)         a number below a bound
     check.predict("lr10", prediction, choices)      record a prediction before a run
     check.outcome("lr10", measured)                 after the run: did it match?
+    check.fixed("fixed_up", problems)               a repair: what a diagnosis still finds
 """
 from __future__ import annotations
 
@@ -109,3 +110,16 @@ def outcome(name: str, actual) -> bool:
     print(f"{name}: you predicted {guess!r}; measured {actual!r}: "
           f"{'that matches' if match else 'it does not match'}")
     return match
+
+
+def fixed(name: str, problems) -> None:
+    """A repair passes when the lesson's diagnosis of it finds nothing wrong. problems: the
+    list of what is still wrong, each a message that names the mistake (course/bugs.py
+    writes them); [] passes; None means the exercise is blank."""
+    if problems is None:
+        raise AssertionError(f"{name} is None: {BLANK}")
+    if len(problems) == 1:
+        raise AssertionError(f"{name}: {problems[0]}")
+    if problems:
+        raise AssertionError(f"{name}: {len(problems)} mistakes left:\n- " + "\n- ".join(problems))
+    print(f"{name}: correct (no mistake left)")

@@ -45,7 +45,7 @@ for layer in G + D:
 # height and width and halves the channels, until a 64x64 map of 3 channels, squashed
 # into [-1, 1] by tanh. D is the mirror image: each stride-2 convolution halves the size
 # and doubles the channels, and a last 4x4 convolution without padding reads the 4x4 map
-# into one number. No sigmoid at the end: the losses take logits (lesson 2).
+# into one number. No sigmoid at the end: the losses take logits (lesson 3).
 
 # %% [markdown]
 # ## Three frameworks, one table
@@ -104,7 +104,7 @@ for name, net in (("G", G), ("D", D)):
 
 # %% [markdown]
 # Most of the parameters sit where the channels are widest, next to the 4x4 maps. Per
-# pixel of output those layers are cheap, though; lesson 7 counts the arithmetic, which
+# pixel of output those layers are cheap, though; lesson 12 counts the arithmetic, which
 # is spread differently.
 
 # %%
@@ -199,5 +199,6 @@ print(run.stdout)
 
 # %% [markdown]
 # One layer fewer in each network (32 = 4 * 2**3), and a quarter of the weights per
-# layer at half the widths. Next, lesson 2: one training step of this GAN, and where its
-# gradients must stop.
+# layer at half the widths. Next, lesson 2: the game these two networks play, on paper and
+# on toy problems; then lesson 3: one training step of this GAN, and where its gradients
+# must stop.

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 5: the seeds' other two networks
+# # Lesson 11: the seeds' other two networks
 #
 # The network trained so far is the PyTorch DCGAN tutorial's (`--arch dcgan`): every layer
 # a convolution, z entering as a 1x1 map. Two of the write-ups this repository grew from

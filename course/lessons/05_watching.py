@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 3: watching a GAN learn
+# # Lesson 5: watching a GAN learn
 #
 # A classifier's loss falls as it learns. A GAN's two losses do not: G and D play a game,
 # and each one's loss goes up whenever the other gets better. So how do you tell a run
@@ -199,6 +199,11 @@ def summary(name, m, last=100):
 plot_runs({"healthy": healthy})
 summary("healthy", healthy)
 
+def where(m, key, last=100):
+    """Where a D output sat over a run's last steps, in the words the predictions use."""
+    v = m[key][-last:].mean()
+    return "near 0" if v < 0.2 else "near 1" if v > 0.8 else "in between"
+
 # %% [markdown]
 # ### G's progression
 #
@@ -241,7 +246,17 @@ show_grids(grids)
 # samples at step 400).
 #
 # **Predict before you run**: what will the samples look like after 400 steps? Where
-# will `D(G(z))` sit?
+# will `D(G(z))` sit over the last 100 steps: "near 0" (D wins), "in between" or "near 1"?
+# Write it down in the cell below; the run's cell compares it with what happened.
+
+# %%
+### BEGIN SOLUTION
+predict_no_bn = "in between"
+### END SOLUTION
+#: predict_no_bn = None   # "near 0", "in between" or "near 1"
+
+# %% tags=["check"]
+check.predict("no BatchNorm: D(G(z))", predict_no_bn, choices=("near 0", "in between", "near 1"))
 
 # %% tags=["slow"]
 FAIL_STEPS = 400
@@ -251,6 +266,7 @@ plot_runs({"healthy": first(healthy, FAIL_STEPS), "no BatchNorm": no_bn})
 summary("healthy", first(healthy, FAIL_STEPS))
 summary("no BatchNorm", no_bn)
 show_grids({f"healthy, step {FAIL_STEPS}": grids[FAIL_STEPS], f"no BN, step {FAIL_STEPS}": no_bn_grids[FAIL_STEPS]})
+check.outcome("no BatchNorm: D(G(z))", where(no_bn, "d_fake"))
 
 # %% [markdown]
 # Without BatchNorm G's first layers start from tiny activations (weights of standard
@@ -264,8 +280,17 @@ show_grids({f"healthy, step {FAIL_STEPS}": grids[FAIL_STEPS], f"no BN, step {FAI
 #
 # The paper found 0.001 too high and used 0.0002 (section 4). Train with 0.002.
 #
-# **Predict**: will it diverge? What will the curves look like, and what will happen to
-# the gap between `D(G(z))` before and after D's update?
+# **Predict**: will it diverge? What will the curves look like, and will the gap between
+# `D(G(z))` before and after D's update be "larger" or "smaller" than the healthy run's?
+
+# %%
+### BEGIN SOLUTION
+predict_lr10 = "larger"
+### END SOLUTION
+#: predict_lr10 = None   # "larger" or "smaller"
+
+# %% tags=["check"]
+check.predict("lr x10: the gap D's update makes", predict_lr10, choices=("larger", "smaller"))
 
 # %% tags=["slow"]
 lr10, lr10_g, lr10_grids = run(FAIL_STEPS, lr=10 * cfg.lr, snapshots=(FAIL_STEPS,))
@@ -277,6 +302,7 @@ gap = lambda m: (m["d_fake"] - m["d_fake_after"]).mean()
 noise = lambda m: np.abs(np.diff(m["d_real"])).mean()
 print(f"mean drop of D(G(z)) in one D update: healthy {gap(healthy_400):.3f}, lr x10 {gap(lr10):.3f}")
 print(f"mean change of D(x) from step to step: healthy {noise(healthy_400):.3f}, lr x10 {noise(lr10):.3f}")
+check.outcome("lr x10: the gap D's update makes", "larger" if gap(lr10) > gap(healthy_400) else "smaller")
 show_grids({f"healthy, step {FAIL_STEPS}": grids[FAIL_STEPS], f"lr x10, step {FAIL_STEPS}": lr10_grids[FAIL_STEPS]})
 
 # %% [markdown]
@@ -296,7 +322,17 @@ show_grids({f"healthy, step {FAIL_STEPS}": grids[FAIL_STEPS], f"lr x10, step {FA
 # written next to the real one (`train_step` in `pytorch_impl/train.py`): the D part is
 # repeated, the G part is unchanged.
 #
-# **Predict**: where will `D(x)` and `D(G(z))` go? Will G still learn?
+# **Predict**: where will `D(x)` and `D(G(z))` go? Will G still learn? Write down where
+# `D(x)` will sit over the last 100 steps (the cell after the next runs it).
+
+# %%
+### BEGIN SOLUTION
+predict_d5 = "near 1"
+### END SOLUTION
+#: predict_d5 = None   # "near 0", "in between" or "near 1"
+
+# %% tags=["check"]
+check.predict("D x5: D(x)", predict_d5, choices=("near 0", "in between", "near 1"))
 
 # %%
 ones_like = lambda t: torch.ones(t.shape[0])
@@ -343,22 +379,34 @@ plot_runs({"healthy": {k: v[:K_STEPS] for k, v in healthy.items()}, "D x5": d5})
 summary(f"healthy (first {K_STEPS})", {k: v[:K_STEPS] for k, v in healthy.items()})
 summary("D x5", d5)
 show_grids({f"D x5, step {k}": v for k, v in d5_grids.items()})
+check.outcome("D x5: D(x)", where(d5, "d_real"))
 
 # %% [markdown]
 # D wins: `D(x)` goes to nearly 1 and `D(G(z))` to nearly 0 within the first few dozen
 # steps, and `d_loss` toward 0. G is far behind the healthy run, yet it keeps learning:
 # its samples move on from noise. That is the non-saturating loss at work: G minimises
-# `-log D(G(z))`, whose gradient is largest exactly when D rejects the fakes (lesson 2,
+# `-log D(G(z))`, whose gradient is largest exactly when D rejects the fakes (lesson 3,
 # exercise 2).
 
 # %% [markdown]
 # ## Failure 4: the saturating loss, against a strong D
 #
-# The minimax game of the GAN paper has G minimise `log(1 - D(G(z)))`. Lesson 2 showed
+# The minimax game of the GAN paper has G minimise `log(1 - D(G(z)))`. Lesson 3 showed
 # that its gradient vanishes when `D(G(z))` is near 0. Repeat failure 3 with that loss
 # for G (`saturating=True` above).
 #
-# **Predict**: with D winning as fast as in failure 3, what will G learn?
+# **Predict**: with D winning as fast as in failure 3, what will G learn? Will G's loss
+# over the last 100 steps be "flat" (it moves by less than 0.01 from step to step) or
+# "moving"?
+
+# %%
+### BEGIN SOLUTION
+predict_sat = "flat"
+### END SOLUTION
+#: predict_sat = None   # "flat" or "moving"
+
+# %% tags=["check"]
+check.predict("saturating loss: g_loss", predict_sat, choices=("flat", "moving"))
 
 # %% tags=["slow"]
 sat = lambda *args: train_step_k(*args, k=5, saturating=True)
@@ -368,6 +416,8 @@ summary("D x5", d5)
 summary("D x5, saturating loss", d5_sat)
 show_grids({f"D x5, step {K_STEPS}": d5_grids[K_STEPS],
             f"D x5 saturating, step {K_STEPS}": d5_sat_grids[K_STEPS]})
+flat = np.abs(np.diff(d5_sat["g_loss"][-100:])).mean() < 0.01
+check.outcome("saturating loss: g_loss", "flat" if flat else "moving")
 
 # %% [markdown]
 # Same D, same steps, one line of G's loss changed: G stops learning. `g_loss` (here
@@ -422,7 +472,8 @@ plt.show()
 # after a few hundred steps G draws some digits much more often than others. Longer
 # runs can collapse for real: `results/pytorch-cpu-paper` is the paper's network after
 # 2,000 steps at small widths, whose samples the judge reads as a few digits only (its
-# `judge.txt`, below; lesson 5 shows the run).
+# `judge.txt`, below; lesson 11 shows the run, and lesson 7 tries the known remedies on it
+# and on the failures above).
 
 # %%
 report = open("results/pytorch-cpu-paper/judge.txt").read()

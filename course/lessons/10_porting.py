@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 4: porting a network between frameworks
+# # Lesson 10: porting a network between frameworks
 #
 # Porting a model means copying its weights into another framework's layers. The copy
 # almost always *runs*: the shapes fit, no error is raised. Whether it computes the same
@@ -131,7 +131,7 @@ for label, wrong, what in MISTAKES:
 # ### The flatten order
 #
 # The tutorial's network has no fully connected layer, so it cannot show this one. The
-# CS231n network (`--arch cs231n`, lesson 5) views G's 6,272 features as a 7x7 map of
+# CS231n network (`--arch cs231n`, lesson 11) views G's 6,272 features as a 7x7 map of
 # 128 channels: PyTorch's `view` reads them as (C, H, W), Flax's and Keras' `reshape` of
 # NHWC data as (H, W, C). `pytorch_impl` permutes those kernel columns when it exports
 # (`weights.chw_to_hwc`), so its G agrees with the reference read (H, W, C), and not with
@@ -220,7 +220,8 @@ for layer in spec.generator_spec(cfg)[:-1]:            # the layers with BatchNo
     n = cfg.batch_size * h * h
     print(f"{layer.name}: n = {cfg.batch_size} images x {h}x{h} = {n:>6,} values a channel, "
           f"n / (n - 1) = {n / (n - 1):.5f}")
-#
+
+# %% [markdown]
 # ## Exercise: PyTorch kernels to the portable layout
 #
 # `common/weights.py` defines the portable kernel `K[i, j, c, o]` (row, column, input

@@ -1,7 +1,7 @@
 # %% [markdown]
-# # Lesson 7: speed
+# # Lesson 12: speed
 #
-# The three implementations run the same step on the same numbers (lesson 4). They do
+# The three implementations run the same step on the same numbers (lesson 10). They do
 # not run it the same way:
 #
 # - **PyTorch** runs *eagerly*: each line of `train_step` calls one kernel (a
@@ -96,7 +96,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 base = timed["pytorch"]["median"]
-print(f"measured in this run on {machine.summary()}; median of {STEPS} steps after {WARMUP}:\n")
+load = machine.load()
+print(f"measured in this run on {machine.summary()}; load average "
+      f"{'unknown' if load is None else f'{load[0]:.2f}'} (1 min); median of {STEPS} steps after {WARMUP}:\n")
 print(f"{'':<10} {'first / median':>15} {'median / pytorch':>17} {'GFLOP/s':>9} {'of peak':>8}")
 for fw, r in timed.items():
     rate = count["per_step"] / r["median"] / 1e9
@@ -129,7 +131,9 @@ plt.show()
 # turns on them during these measurements, each number here is distorted by a different
 # amount, and a fraction of the peak can even come out above 100% (the peak was measured
 # in a worse moment). `python -m benchmarks.step_time` runs the full benchmark, with
-# repeats; run it on an idle machine before you believe a ratio.
+# repeats; run it on an idle machine before you believe a ratio. Lesson 3 timed the same
+# PyTorch step (its `detach()` row) in the notebook's own kernel; when the two figures
+# disagree, compare the load averages the two cells printed before anything else.
 #
 # ## Exercise 1: one layer's FLOPs by hand
 #

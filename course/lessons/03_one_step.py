@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 2: one GAN step, and where gradients stop
+# # Lesson 3: one GAN step, and where gradients stop
 #
 # One training step of a GAN is two updates on the same noise `z`:
 #
@@ -181,7 +181,9 @@ base = cost["detach()"]
 for name, (f, t) in cost.items():
     print(f"{name:<18} {f / 1e9:6.2f} GFLOP ({f / need:.2f} x needed)   "
           f"{t * 1e3:6.1f} ms a step ({t / base[1]:.2f} x detach())")
-print("\nmedian of 3 steps at batch", cfg.batch_size, "on", machine.summary())
+load = machine.load()
+print(f"\nmedian of 3 steps at batch {cfg.batch_size} on {machine.summary()}; load average "
+      f"{'unknown' if load is None else f'{load[0]:.2f}'} (1 min)")
 
 # %% [markdown]
 # Read the FLOP column: `detach()` does what the algorithm needs. `retain_graph=True`
@@ -189,7 +191,12 @@ print("\nmedian of 3 steps at batch", cfg.batch_size, "on", machine.summary())
 # D's weight gradients in the G step. `requires_grad` runs G's forward pass twice. The
 # FLOP counts are the same on every machine; the times are this machine's, in this run,
 # and on a shared two-core machine they move from run to run: run the cell again and
-# compare.
+# compare. Lesson 12 times the same `detach()` step (32x32, widths 32, batch 64) with
+# `benchmarks.step_time`; where its figure and this one differ by much more than the
+# FLOP ratios, look at the load average each prints. On two cores, one core taken by
+# another process makes PyTorch's two threads wait for each other at every parallel
+# region, and a step can take ten times as long
+# ([docs/speed.md](../docs/speed.md#how-to-measure)).
 
 # %% [markdown]
 # ## The same thing in JAX and Keras
@@ -334,4 +341,5 @@ plt.show()
 # with `D(G(z))` while the non-saturating one stays near 1: G learns fastest exactly
 # when it is worst. Both losses push G toward the same place, which is why Goodfellow et
 # al. (2014, section 3) proposed the non-saturating one for training, and all three
-# `step.py` files use it. Lesson 3 watches what training does with each.
+# `step.py` files use it. In lesson 4 you write this step yourself; lesson 5 watches what
+# training does with each loss.
