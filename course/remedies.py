@@ -163,7 +163,7 @@ REMEDIES = {
 # d5/wgan-gp (WGAN-GP on the tutorial network: nine times a step's cost; no-bn/wgan-gp
 # tests the paper's claim instead); saturating/smoothing, lr10/smoothing, lr10/noise (the
 # least telling of the rest: smoothing moves only the real target, which does not touch a
-# saturating G loss; lr10 barely failed in lesson 5).
+# saturating G loss; lr10 did not fail in lesson 5).
 PAIRS = [("healthy", "none"), ("paper-control", "none")] + \
     [("paper", r) for r in REMEDIES] + \
     [("no-bn", r) for r in ("none", "sn", "wgan-gp", "noise", "smoothing", "ttur")] + \

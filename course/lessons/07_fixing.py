@@ -292,8 +292,8 @@ grids([("lr10", "none"), ("lr10", "ttur"), ("paper", "ttur"), ("no-bn", "ttur")]
 # %% [markdown]
 # `lr10` was not a failure here. After 500 steps the tenfold learning rate has trained
 # *further* than the healthy run (compare their distances and grids): at this size and
-# this early a larger step is simply faster, as lesson 5 found at 16x16, and the
-# instability it risks did not come within these steps. TTUR raises D's learning rate
+# this early a larger step is simply faster (lesson 5 found it no worse at 16x16), and
+# the instability it risks did not come within these steps. TTUR raises D's learning rate
 # further and lowers G's, and takes the run back to worse than the healthy one: it
 # "hurts". On the paper network and on `no-bn` it changes nothing. A remedy answers a
 # diagnosed failure; applied to a run that works, it can only cost.
