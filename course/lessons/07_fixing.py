@@ -26,7 +26,7 @@
 #
 # Training each (failure, remedy) pair takes minutes on a laptop CPU, so the runs were made
 # once by `python -m course.remedies` and committed in `results/remedies/`; this lesson
-# reads them. Every number it shows is printed from those files.
+# reads them. Every measured result it shows is printed from those files.
 
 # %%
 import os, sys; sys.path.insert(0, os.path.abspath(next(p for p in (".", "..", "../..") if os.path.isfile(f"{p}/course/start.py"))))
@@ -478,7 +478,7 @@ grids([("paper", "none"), ("paper", "wgan-gp"), ("no-bn", "none"), ("no-bn", "wg
 # other remedy. Its critic tells real from fake well (its mean output on real images stays
 # far above that on fakes), and its gradient reaches G, and G still draws one image. That
 # fits the diagnosis in `results/pytorch-cpu-paper`: the collapse is in the generator,
-# whose output stops depending on z within its first hundred steps, and no change to D or
+# whose output depends less and less on z from its first steps on, and no change to D or
 # to the loss reaches it there.
 #
 # `no-bn` is where WGAN-GP does something. After 500 steps its distance is lower, by a
