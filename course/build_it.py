@@ -338,7 +338,7 @@ def activation_hint(which: str, cfg: Config, arrays: dict, x, y) -> str:
         for chosen in [hits] + [[i] for i in hits]:
             alt = out([change(l) if i in chosen else l for i, l in enumerate(layers)])
             if rel(y, alt) < 1e-4:
-                at = "" if len(chosen) > 1 else f" in layer {layers[chosen[0]].name}"
+                at = "" if len(chosen) > 1 else f", in layer {layers[chosen[0]].name},"
                 return f"your {which} computes{at} {what}"
     if which == "discriminator" and rel(y, 1 / (1 + np.exp(-out(layers)))) < 1e-4:
         return ("your discriminator returns probabilities, sigmoid(logits), where the repository's "
@@ -436,8 +436,8 @@ class Diagnosis:
         self.after, self.ref_after, self.grads, self.ref_grads = after, ref_after, grads, ref_grads
         self.worst = 0.0
         # a network whose running statistics did not move ran its BatchNorms in inference mode
-        self.frozen = [net for net in NETS if all(
-            np.array_equal(after[k], arrays[k]) for k in weights.running_stats(arrays, net))]
+        self.frozen = [net for net in NETS if (stats := weights.running_stats(arrays, net))
+                       and all(np.array_equal(after[k], arrays[k]) for k in stats)]
 
     def run(self) -> float:
         for k in ("d_real", "d_fake", "d_loss"):
@@ -488,7 +488,7 @@ class Diagnosis:
         return reference.discriminator(self.cfg, arrays, fake, True)[0]
 
     def metric_hint(self, k: str, have: float) -> str:
-        if self.frozen and k in ("d_real", "d_fake", "d_loss", "d_fake_after"):
+        if self.frozen and k != "g_loss" and (k != "d_real" or "discriminator" in self.frozen):
             return self.frozen_hint()
         if k in ("d_real", "d_fake", "d_fake_after"):
             if k == "d_fake_after" and rel(have, self.ref_metrics["d_fake"]) < TOL:
