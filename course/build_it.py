@@ -34,6 +34,7 @@ blank of the course does. The framework is imported on first use (build_it_frame
 from __future__ import annotations
 
 import dataclasses
+import functools
 from itertools import zip_longest
 
 import numpy as np
@@ -349,6 +350,17 @@ def activation_hint(which: str, cfg: Config, arrays: dict, x, y) -> str:
             "nothing at the end) and their place after each BatchNorm")
 
 
+def on_cpu(compare):
+    """Run a compare_* function with the framework's arrays and computations on the CPU
+    (Adapter.on_cpu says why)."""
+    @functools.wraps(compare)
+    def run(framework, *args):
+        with adapter(framework).on_cpu():
+            return compare(framework, *args)
+    return run
+
+
+@on_cpu
 def compare_generator(framework: str, make_generator, cfg: Config) -> float:
     """Exercise 1: G's layers against the spec, each alone, and G(z) in training mode."""
     fw = adapter(framework)
@@ -359,6 +371,7 @@ def compare_generator(framework: str, make_generator, cfg: Config) -> float:
     return err
 
 
+@on_cpu
 def compare_discriminator(framework: str, make_discriminator, cfg: Config) -> float:
     """Exercise 2: D's layers against the spec, each alone, and D(x) in training mode."""
     fw = adapter(framework)
@@ -373,6 +386,7 @@ def compare_discriminator(framework: str, make_discriminator, cfg: Config) -> fl
 # ========================================================================================
 # 3. one step against the repository's
 
+@on_cpu
 def compare_step(framework: str, make_generator, make_discriminator, train_step, cfg: Config,
                  real: np.ndarray, z: np.ndarray) -> float:
     """Exercise 3: one step of the student's train_step against the repository's. real:

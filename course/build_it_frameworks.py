@@ -9,6 +9,7 @@ PyTorch student never loads TensorFlow.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 
@@ -44,6 +45,12 @@ class Adapter:
 
     def set_train(self, net, train: bool) -> None:
         """Training mode (batch statistics) or inference mode (running statistics)."""
+
+    def on_cpu(self):
+        """A context in which new arrays, variables and computations are on the CPU: JAX and
+        TensorFlow compute float32 convolutions in TF32 by default on recent NVIDIA GPUs,
+        further from float32 than the check's 1e-5. (PyTorch builds on the CPU unless told.)"""
+        return contextlib.nullcontext()
 
 
 # ========================================================================================
@@ -217,6 +224,10 @@ class JaxAdapter(Adapter):
                 out.append(("/".join(map(str, path)), m, kind))
         return out
 
+    def on_cpu(self):
+        import jax
+        return jax.default_device(jax.devices("cpu")[0])
+
     def describe(self, m):
         return ("nnx." if type(m).__module__.startswith("flax") else "jax_impl.layers.") + type(m).__name__
 
@@ -354,6 +365,10 @@ class KerasAdapter(Adapter):
         import keras_impl  # noqa: F401  (backend and logging set before keras is imported)
         import keras
         self.keras, self.kl = keras, keras.layers
+
+    def on_cpu(self):
+        import tensorflow as tf
+        return tf.device("/CPU:0")
 
     def prepare(self, net, which, cfg):
         if not isinstance(net, self.keras.layers.Layer):
