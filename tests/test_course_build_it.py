@@ -114,3 +114,22 @@ def test_each_framework_default_is_named(run, fw):
             assert w in message, (case, w, message)
         # a default of a network is named as one, before any step is taken
         assert not [h for h in HINTS.values() if h in message], message
+
+
+def test_importing_the_check_loads_no_framework():
+    # the lesson imports course.build_it before it knows the student's framework
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    code = ("import sys, course.build_it, course.build_it_mistakes; "
+            "print(' '.join(m for m in ('torch', 'jax', 'tensorflow', 'keras', 'flax') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == []
+
+
+def test_an_unknown_framework_or_mistake_is_refused():
+    with pytest.raises(AssertionError, match="choose one of"):
+        build_it.compare_generator("tensorflow", lambda cfg: None, None)
+    with pytest.raises(ValueError, match="known"):
+        build_it_mistakes.train_step("pytorch", "no such mistake")
