@@ -340,6 +340,15 @@ class Batches:
     def order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, 2, epoch]).permutation(len(self.images))
 
+    def batch(self, step: int) -> np.ndarray:
+        """The float32 batch of one step counted from the run's start: epoch()'s batches
+        asked for one at a time (a tf.data pipeline asks by step number)."""
+        epoch, i = divmod(int(step), self.per_epoch)
+        if getattr(self, "_order", (None,))[0] != epoch:       # one epoch's order kept
+            self._order = (epoch, self.order(epoch))
+        order = self._order[1]
+        return to_float(self.images[order[i * self.batch_size:(i + 1) * self.batch_size]])
+
     def epoch(self, epoch: int, start: int = 0):
         """Yield float32 (B, H, W, C) batches of `epoch`, from batch index `start`."""
         order = self.order(epoch)

@@ -112,18 +112,27 @@ def logical_cpus(n: int) -> list:
     return [f"/cpu:{i}" for i in range(n)]
 
 
-def distribute(strategy, batches, cfg):
-    """fit's data: the global (real, z) batches that batches() yields, as a tf.data.Dataset
-    cut into one slice per replica: experimental_distribute_dataset gives replica r the rows
-    r*B/N..(r+1)*B/N of each batch (the default strategy: the whole batch). A dataset and not
-    the generator itself, because fit under a strategy takes one batch to build the model
-    and then starts the epoch over (TensorFlowTrainer._maybe_symbolic_build): a generator
-    would lose that batch, a dataset calls batches() again from its first. The batch axis
-    is left unknown, as Keras leaves it for a generator: a known one lets TensorFlow pick
-    other kernels, and one device's numbers would move in their last bit (--arch cs231n)."""
-    spec = (tf.TensorSpec((None, cfg.image_size, cfg.image_size, cfg.channels), tf.float32),
-            tf.TensorSpec((None, cfg.nz), tf.float32))
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
+def distribute(strategy, batch_of_step, first, last, cfg):
+    """fit's data: the global (real, z) batch of each step from first to last (batch_of_step
+    gives one), as a tf.data.Dataset cut into one slice per replica:
+    experimental_distribute_dataset gives replica r the rows r*B/N..(r+1)*B/N of each batch
+    (the default strategy: the whole batch). A dataset of step numbers, each mapped to its
+    batch by tf.numpy_function, because fit under a strategy takes one batch to build the
+    model and then starts the epoch over (TensorFlowTrainer._maybe_symbolic_build): the
+    dataset starts again from `first`. Not Dataset.from_generator: with TensorFlow's own
+    (Eigen) kernels, TF_ENABLE_ONEDNN_OPTS=0, a from_generator pipeline made every step of
+    the bare command 1.9x slower (0.34 against 0.18 s on a 2-core Xeon, model 167; the same
+    batches from a list through from_generator too; docs/speed.md). The batch axis is left
+    unknown: a known one lets TensorFlow pick other kernels, and one device's numbers would
+    move in their last bit (--arch cs231n)."""
+    shapes = ((None, cfg.image_size, cfg.image_size, cfg.channels), (None, cfg.nz))
+
+    def batch(step):
+        real, z = tf.numpy_function(batch_of_step, [step], (tf.float32, tf.float32), stateful=False)
+        real.set_shape(shapes[0])
+        z.set_shape(shapes[1])
+        return real, z
+    dataset = tf.data.Dataset.range(first, last).map(batch)      # in order, one at a time
     return strategy.experimental_distribute_dataset(dataset.prefetch(tf.data.AUTOTUNE))
 
 

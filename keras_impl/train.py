@@ -35,17 +35,14 @@ CHECKPOINT = "checkpoint.keras"
 # set-up each time (a new dataset, iterator and callbacks), 50 ms a step over the offline
 # sample's 39-step epochs: a third of the step on a 2-core CPU.
 
-def run_batches(run, step):
-    """(real, z) for every step from `step` to the last; z is common's noise of the step,
+def step_batch(run):
+    """A function of a step number: that step's (real, z). z is common's noise of the step,
     made here and not in the model, so that every framework trains on the same z."""
     cfg = run.cfg
-    while step < run.last:
-        epoch, start = divmod(step, run.per_epoch)
-        for real in run.batches.epoch(epoch, start):
-            yield real, data.noise(cfg.seed, step, cfg.batch_size, cfg.nz, cfg.z_dist)
-            step += 1
-            if step == run.last:
-                return
+
+    def batch(step):
+        return run.batches.batch(step), data.noise(cfg.seed, int(step), cfg.batch_size, cfg.nz, cfg.z_dist)
+    return batch
 
 
 class RunFiles(keras.callbacks.Callback):
@@ -108,7 +105,7 @@ def train(cfg):
         files = RunFiles(run, checkpoint, ctrl_c)
         try:
             first = gan.step
-            batches = parallel.distribute(strategy, lambda: run_batches(run, first), cfg)
+            batches = parallel.distribute(strategy, step_batch(run), first, run.last, cfg)
             if not ctrl_c.asked:        # a signal may have come while the run was set up
                 gan.fit(batches, steps_per_epoch=run.last - first, epochs=1, callbacks=[files],
                         shuffle=False, verbose=0)

@@ -220,3 +220,17 @@ def test_real_fashion_mnist_from_debian_package(tmp_path, debian_fashion_mnist):
     # the published normalisation constants of Fashion-MNIST's train split: mean 0.2860
     assert abs(images.mean() / 255 - 0.2860) < 5e-4
     assert str(data.DEBIAN_FASHION_DIR) in source
+
+
+def test_a_batch_asked_by_step_is_the_one_the_epochs_yield():
+    # keras_impl's tf.data pipeline asks for each step's batch by number (Batches.batch);
+    # PyTorch's and JAX's loops walk the epochs (Batches.epoch): the same batches, in order,
+    # across an epoch's end, and asked out of order too
+    from common.data import Batches
+    images = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    b = Batches(images, batch_size=16, seed=3)                  # 3 steps an epoch, 2 left over
+    walked = [x for e in range(3) for x in b.epoch(e)]
+    assert len(walked) == 9
+    for step in [0, 1, 2, 3, 8, 4, 0, 7]:
+        np.testing.assert_array_equal(b.batch(step), walked[step])
+    assert not np.array_equal(walked[0], walked[3])             # epochs are shuffled anew

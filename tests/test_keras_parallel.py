@@ -103,7 +103,7 @@ def child_steps():
                 metrics.append({k: float(logs[k]) for k in runfiles.METRICS})
                 states.append(everything(gan))
 
-        gan.fit(distribute(strategy, lambda: iter(batches[:steps]), cfg), steps_per_epoch=steps,
+        gan.fit(distribute(strategy, lambda step: batches[step], 0, steps, cfg), steps_per_epoch=steps,
                 callbacks=[Record()], shuffle=False, verbose=0)
         return metrics, states
 
@@ -286,7 +286,8 @@ def child_one_device(tmp):
                        "--ngf", "4", "--ndf", "4", "--max-steps", "4"]
         train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-dataset")], "test"))
         distribute = parallel.distribute
-        parallel.distribute = lambda strategy, batches, cfg: batches()
+        parallel.distribute = lambda strategy, batch_of_step, first, last, cfg: (
+            batch_of_step(step) for step in range(first, last))
         train_mod.train(parse_config(argv + ["--out", str(tmp / f"{arch}-generator")], "test"))
         parallel.distribute = distribute
 
