@@ -111,7 +111,20 @@ plt.show()
 # draw only two kinds of digit (mode collapse).
 #
 # Predict first: which damage will raise the Frechet distance most? Which will lower
-# the IS-style score, which will not?
+# the IS-style score, which will not? Write down the one you think lowers the IS-style
+# score most; the cell after next scores them and compares.
+
+# %%
+### BEGIN SOLUTION
+predict_damage = "strokes erased"
+### END SOLUTION
+#: predict_damage = None   # "blurred (sigma 1 px)", "noisy (std 0.2)" or "strokes erased"
+
+# %% tags=["check"]
+from course import check
+
+DAMAGES = ("blurred (sigma 1 px)", "noisy (std 0.2)", "strokes erased")
+check.predict("lowest IS-style score", predict_damage, choices=DAMAGES)
 
 # %%
 from scipy.ndimage import gaussian_filter
@@ -144,6 +157,7 @@ for name, x in versions.items():
           f"IS-style {s.score:5.2f}  top-class prob {s.confidence:.3f}")
 for name in list(versions)[1:4]:
     show(versions[name], name, n=16)
+check.outcome("lowest IS-style score", min(DAMAGES, key=lambda name: scores[name].score))
 
 # %% [markdown]
 # Look at the numbers above. Blur and noise move every image's features, and the

@@ -206,7 +206,17 @@ check.close("to_pytorch_columns (paper g1)", to_pytorch_columns(k, g1.out_map),
 #
 # **Predict**: the committed bare-command run of the paper's network collapsed, the
 # tutorial network's trained to digits (both below). Will the difference show in the
-# curves of the first 300 steps?
+# curves of the first 300 steps: will D(x) or D(G(z)) of the two runs differ by more than
+# 0.1 over their last 50 steps ("yes" or "no")?
+
+# %%
+### BEGIN SOLUTION
+predict_curves = "no"
+### END SOLUTION
+#: predict_curves = None   # "yes" or "no"
+
+# %% tags=["check"]
+check.predict("the collapse in the first 300 steps' curves", predict_curves, choices=("yes", "no"))
 
 # %% tags=["slow"]
 import dataclasses
@@ -252,6 +262,9 @@ for arch, (c, m, _, seconds) in runs.items():
     print(f"{arch:<7} {c.image_size}x{c.image_size}, ngf {c.ngf}, ndf {c.ndf}, lr {c.lr:g}: "
           f"{seconds / len(m['d_loss']) * 1000:.0f} ms a step here; last 50 steps D(x) "
           f"{m['d_real'][-50:].mean():.3f}, D(G(z)) {m['d_fake'][-50:].mean():.3f}")
+late = {arch: [runs[arch][1][k][-50:].mean() for k in ("d_real", "d_fake")] for arch in ("dcgan", "paper")}
+apart = max(abs(a - b) for a, b in zip(late["dcgan"], late["paper"])) > 0.1
+check.outcome("the collapse in the first 300 steps' curves", "yes" if apart else "no")
 
 # %% tags=["slow"]
 fig, axes = plt.subplots(2, 3, figsize=(11, 5.5), gridspec_kw={"height_ratios": [1, 1.2]})
