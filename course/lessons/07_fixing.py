@@ -89,6 +89,12 @@ def row(f, r):
             f"IS-style {res['score']:4.2f}  classes over 5%: {res['classes_over_5pct']:2d}  "
             f"last 100 steps: " + outs.format(last["d_real"], last["d_fake"]))
 
+def table(remedy, failures):
+    """Each failure's row without the remedy and with it, and the verdict where there is one."""
+    for f in failures:
+        for r in ("none", remedy):
+            print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+
 def grids(pairs, per_row=4):
     """The runs' fixed-noise grids (results/remedies/*/grid.png), titled with their distance."""
     pairs = [p for p in pairs if p in results]
@@ -191,9 +197,7 @@ check.predict("smoothing on d5", prediction, choices=remedies.VERDICTS)
 
 # %%
 check.outcome("smoothing on d5", verdicts[("d5", "smoothing")])
-for f in ("d5", "paper", "no-bn"):
-    for r in ("none", "smoothing"):
-        print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+table("smoothing", ("d5", "paper", "no-bn"))
 grids([("d5", "none"), ("d5", "smoothing"), ("paper", "none"), ("paper", "smoothing")])
 
 # %% [markdown]
@@ -248,9 +252,7 @@ check.predict("noise on saturating", prediction, choices=remedies.VERDICTS)
 
 # %%
 check.outcome("noise on saturating", verdicts[("saturating", "noise")])
-for f in ("saturating", "d5", "paper", "no-bn"):
-    for r in ("none", "noise"):
-        print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+table("noise", ("saturating", "d5", "paper", "no-bn"))
 grids([("saturating", "none"), ("saturating", "noise"), ("d5", "noise"), ("paper", "noise")])
 
 # %% [markdown]
@@ -284,9 +286,7 @@ check.predict("ttur on lr10", prediction, choices=remedies.VERDICTS)
 
 # %%
 check.outcome("ttur on lr10", verdicts[("lr10", "ttur")])
-for f in ("lr10", "paper", "no-bn"):
-    for r in ("none", "ttur"):
-        print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+table("ttur", ("lr10", "paper", "no-bn"))
 grids([("lr10", "none"), ("lr10", "ttur"), ("paper", "ttur"), ("no-bn", "ttur")])
 
 # %% [markdown]
@@ -391,9 +391,7 @@ check.predict("sn on no-bn", prediction, choices=remedies.VERDICTS)
 
 # %%
 check.outcome("sn on no-bn", verdicts[("no-bn", "sn")])
-for f in ("no-bn", "d5", "saturating", "lr10", "paper"):
-    for r in ("none", "sn"):
-        print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+table("sn", ("no-bn", "d5", "saturating", "lr10", "paper"))
 grids([("no-bn", "none"), ("no-bn", "sn"), ("d5", "sn"), ("paper", "sn")])
 
 # %% [markdown]
@@ -466,9 +464,7 @@ check.predict("wgan-gp on paper", prediction, choices=remedies.VERDICTS)
 
 # %%
 check.outcome("wgan-gp on paper", verdicts[("paper", "wgan-gp")])
-for f in ("paper", "no-bn", "no-bn-1500"):
-    for r in ("none", "wgan-gp"):
-        print(row(f, r) + (f"  -> {verdicts[(f, r)]}" if (f, r) in verdicts else ""))
+table("wgan-gp", ("paper", "no-bn", "no-bn-1500"))
 print(row("healthy-1500", "none"))
 grids([("paper", "none"), ("paper", "wgan-gp"), ("no-bn", "none"), ("no-bn", "wgan-gp"),
        ("no-bn-1500", "none"), ("no-bn-1500", "wgan-gp"), ("healthy-1500", "none")])
