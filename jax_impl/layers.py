@@ -113,40 +113,89 @@ def _conv_transpose_bwd(stride, padding, output_padding, residuals, g):
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
-def covers(kernel: int, x) -> bool:
-    """Whether the kernel is larger than the input map: the paper's 5x5 layers on 2x2 and
-    4x4 maps at 32x32. XLA:CPU runs those convolutions, and their gradients, with their
-    operands swapped, at 2-4 GFLOP/s (benchmarks.profile_jax, --arch paper); as one matrix
-    product each (small_map) they run as fast as any other dot. A one-pixel map (z, the
-    tutorial's first layer) is conv_transpose's own case, with a gradient of its own."""
-    return x.shape[1] * x.shape[2] > 1 and (kernel > x.shape[1] or kernel > x.shape[2])
+# A layer runs as one matrix product (small_map) when that product's multiply-adds are at
+# most this many times the layer's own (kernel taps over the padding included).
+DENSE_RATIO = 3
+
+
+def out_size(h: int, k: int, stride: int, padding: int, output_padding: int, transpose: bool) -> int:
+    """The output's height (or width) of PyTorch's Conv2d or ConvTranspose2d."""
+    if transpose:
+        return (h - 1) * stride - 2 * padding + k + output_padding
+    return (h + 2 * padding - k) // stride + 1
+
+
+def as_matrix(k: int, x, out_hw: tuple, transpose: bool) -> bool:
+    """Whether the layer is cheaper as one dense matrix product (small_map) than as a
+    convolution: a map of more than one pixel (one pixel, z in the tutorial's first layer, is
+    conv_transpose's own case) and a product at most DENSE_RATIO times the layer's taps.
+    The dense product joins every input pixel to every output pixel, h*w*ho*wo per channel
+    pair, where a convolution reads k*k input pixels for each output pixel (ho*wo*k*k) and a
+    transposed one writes k*k output pixels for each input pixel (h*w*k*k); so a small map
+    under a large kernel costs little more as a product. On XLA:CPU those layers are the slow
+    ones: a kernel larger than the map (the paper's 5x5 layers on 2x2 and 4x4 maps at 32x32),
+    and the input gradient of its 5x5 stride-2 convolution from 8x8 to 4x4, reach the
+    kernel library with the operands swapped and run at 2-4 GFLOP/s (benchmarks.profile_jax,
+    --arch paper); as matrix products they run as fast as any other dot."""
+    h, w = x.shape[1:3]
+    if h * w == 1:
+        return False
+    layer_macs = (h * w if transpose else out_hw[0] * out_hw[1]) * k * k      # per channel pair
+    return h * w * out_hw[0] * out_hw[1] <= DENSE_RATIO * layer_macs
 
 
 @functools.cache
 def taps(h: int, w: int, k: int, stride: int, padding: int, ho: int, wo: int, transpose: bool):
-    """One-hot (h*w, ho*wo, k*k): which kernel tap joins input pixel a to output pixel b.
-    A convolution reads out[oy, ox] from in[oy*s - p + i, ox*s - p + j] through tap (i, j);
-    a transposed convolution scatters in[y, x] to out[y*s - p + i, x*s - p + j]."""
-    t = np.zeros((h * w, ho * wo, k * k), np.float32)
+    """(h*w, ho*wo) ints: which kernel tap, i*k + j, joins input pixel a to output pixel b,
+    or k*k where none does. A convolution reads out[oy, ox] from in[oy*s - p + i,
+    ox*s - p + j] through tap (i, j); a transposed convolution scatters in[y, x] to
+    out[y*s - p + i, x*s - p + j]."""
+    t = np.full((h * w, ho * wo), k * k, np.int32)
     for y, x, oy, ox in np.ndindex(h, w, ho, wo):
         i, j = ((oy - y * stride + padding, ox - x * stride + padding) if transpose
                 else (y + padding - oy * stride, x + padding - ox * stride))
         if 0 <= i < k and 0 <= j < k:
-            t[y * w + x, oy * wo + ox, i * k + j] = 1
+            t[y * w + x, oy * wo + ox] = i * k + j
     return t
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def spread(kernel, layer: tuple):
+    """The layer's dense matrix, (in, h*w, ho*wo, out): kernel[i, j, c, o] at [c, a, b, o]
+    where taps() joins a to b through (i, j), 0 elsewhere; layer = taps()'s arguments. One
+    gather, in the layout the product reads: a one-hot einsum computes the same, in another
+    order, and the paper's 8x8 layers took 11-12 ms that way against 10 forward and back."""
+    k, _, c, o = kernel.shape
+    table = jnp.concatenate([kernel.reshape(k * k, c, o), jnp.zeros((1, c, o), kernel.dtype)])
+    return jnp.take(table.transpose(1, 0, 2), jnp.asarray(taps(*layer)), axis=1)
+
+
+def _spread_fwd(kernel, layer):
+    return spread(kernel, layer), kernel.shape
+
+
+def _spread_bwd(layer, shape, g):
+    """d/dkernel[tap]: the sum of g over the (a, b) that tap joins, as one matrix product
+    with the one-hot (a*b, k*k) (JAX's own rule for the gather is a scatter-add)."""
+    k, _, c, o = shape
+    onehot = np.eye(k * k + 1, k * k, dtype=np.float32)[taps(*layer).reshape(-1)]
+    dk = jnp.einsum("cpo,pt->tco", g.reshape(c, -1, o), jnp.asarray(onehot, g.dtype))
+    return (dk.reshape(shape),)
+
+
+spread.defvjp(_spread_fwd, _spread_bwd)
 
 
 def small_map(x, kernel, stride: int, padding: int, out_hw: tuple, transpose: bool):
     """A convolution (PyTorch's Conv2d) or transposed convolution (ConvTranspose2d, cropped
     to out_hw) of a small map as one matrix product: the kernel spread into the dense
-    (h*w*in, ho*wo*out) matrix of the layer, then x times it. Exact: the same products,
-    summed in another order. Its gradients are matrix products too (autodiff of einsum)."""
+    (in*h*w, ho*wo*out) matrix of the layer, then x, channels first, times it. Exact: the
+    same products, summed in another order. Its gradients are matrix products too."""
     n, h, w, c = x.shape
-    k, o = kernel.shape[0], kernel.shape[-1]
-    t = jnp.asarray(taps(h, w, k, stride, padding, *out_hw, transpose), kernel.dtype)
-    dense = jnp.einsum("abt,tco->acbo", t, kernel.reshape(k * k, c, o))      # (h*w, c, ho*wo, o)
-    out = jnp.dot(x.reshape(n, h * w * c), dense.reshape(h * w * c, -1))
-    return out.reshape(n, *out_hw, o)
+    o = kernel.shape[-1]
+    dense = spread(kernel, (h, w, kernel.shape[0], stride, padding, *out_hw, transpose))
+    x = x.reshape(n, h * w, c).transpose(0, 2, 1).reshape(n, c * h * w)
+    return jnp.dot(x, dense.reshape(c * h * w, -1)).reshape(n, *out_hw, o)
 
 
 class ConvTranspose(nnx.Module):
@@ -167,8 +216,8 @@ class ConvTranspose(nnx.Module):
         bias = None if self.bias is None else self.bias[...]
         x, kernel, bias = promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
         k, s, p, q = kernel.shape[0], self.stride, self.padding, self.output_padding
-        if covers(k, x):
-            out_hw = tuple((d - 1) * s - 2 * p + k + q for d in x.shape[1:3])
+        out_hw = tuple(out_size(d, k, s, p, q, True) for d in x.shape[1:3])
+        if as_matrix(k, x, out_hw, transpose=True):
             x = small_map(x, kernel, s, p, out_hw, transpose=True)
         else:
             x = conv_transpose(x, kernel, s, p, q)
@@ -176,18 +225,19 @@ class ConvTranspose(nnx.Module):
 
 
 class Conv(nnx.Conv):
-    """nnx.Conv, with a kernel larger than its input map computed as one matrix product
-    (small_map). The same parameters, so checkpoints and portable weights do not change."""
+    """nnx.Conv, with a small map under a large kernel computed as one matrix product
+    (as_matrix, small_map). The same parameters, so checkpoints and portable weights do not
+    change."""
 
     def __call__(self, x):
         k = self.kernel.shape[0]
-        if not covers(k, x):
-            return super().__call__(x)
         (pad, _), _ = self.padding                 # ((p, p), (p, p)), as model.conv sets it
         s = self.strides if isinstance(self.strides, int) else self.strides[0]
+        out_hw = tuple(out_size(d, k, s, pad, 0, False) for d in x.shape[1:3])
+        if not as_matrix(k, x, out_hw, transpose=False):
+            return super().__call__(x)
         bias = None if self.bias is None else self.bias[...]
         x, kernel, bias = promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
-        out_hw = tuple((d + 2 * pad - k) // s + 1 for d in x.shape[1:3])
         x = small_map(x, kernel, s, pad, out_hw, transpose=False)
         return x if bias is None else x + bias
 

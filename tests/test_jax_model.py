@@ -452,25 +452,26 @@ def test_train_step_and_generate_run_the_other_networks(c):
 
 
 # ----------------------------------------------------------------------------------------
-# a kernel larger than its map: one matrix product (issue 27), the same numbers
+# a small map under a large kernel: one matrix product (issue 27), the same numbers
 
 @pytest.mark.parametrize("transpose,h,k,s,p,q", [(True, 2, 5, 2, 2, 1), (True, 4, 5, 2, 2, 1),
-                                                 (False, 4, 5, 2, 2, 0), (False, 2, 5, 2, 2, 0)])
+                                                 (False, 8, 5, 2, 2, 0), (False, 4, 5, 2, 2, 0),
+                                                 (False, 2, 5, 2, 2, 0), (False, 4, 4, 1, 0, 0)])
 def test_small_map_layers_equal_the_convolution_with_their_gradients(transpose, h, k, s, p, q):
-    """The paper's 5x5 layers on 2x2 and 4x4 maps run as one matrix product each
-    (layers.small_map); values and both gradients agree with lax's convolution (and the
-    transposed one's hand-written gradient) to float32 rounding, relative to their size."""
+    """The layers that run as one matrix product each (layers.small_map: the paper's 5x5
+    layers on 2x2, 4x4 and 8x8 maps, the tutorial D's last 4x4 layer); values and both
+    gradients agree with lax's convolution (and the transposed one's hand-written gradient)
+    to float32 rounding, relative to their size."""
     from jax import lax
-    from jax_impl.layers import DN, covers, small_map
+    from jax_impl.layers import DN, as_matrix, out_size, small_map
     rng = np.random.default_rng(h * 10 + transpose)
     x = jnp.asarray(rng.standard_normal((3, h, h, 6)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((k, k, 6, 5)), jnp.float32)
-    assert covers(k, x)
+    ho = out_size(h, k, s, p, q, transpose)
+    assert as_matrix(k, x, (ho, ho), transpose)
     if transpose:
-        ho = (h - 1) * s - 2 * p + k + q
         ref = lambda x, w: conv_transpose(x, w, s, p, q)
     else:
-        ho = (h + 2 * p - k) // s + 1
         ref = lambda x, w: lax.conv_general_dilated(x, w, (s, s), ((p, p), (p, p)), dimension_numbers=DN)
     ours = lambda x, w: small_map(x, w, s, p, (ho, ho), transpose)
     cot = jnp.asarray(rng.standard_normal((3, ho, ho, 5)), jnp.float32)   # a random upstream gradient
@@ -485,23 +486,33 @@ def test_small_map_layers_equal_the_convolution_with_their_gradients(transpose, 
     assert scale(ours(x, jnp.flip(kernel, (0, 1))) - b) > 1e-2 * scale(b)
 
 
-def test_only_the_paper_networks_small_maps_take_the_matrix_path():
-    """covers() picks exactly the layers the issue names: at 32x32 with the paper's network,
-    G's 5x5 transposed convolutions on 2x2 and 4x4 maps and D's 5x5 convolution on a 4x4
-    map; no layer of the tutorial network (its 4x4 kernels exceed only G's one-pixel z,
-    which conv_transpose computes as one matrix product of its own)."""
-    from jax_impl.layers import covers
+def test_the_matrix_path_takes_the_small_maps_under_large_kernels():
+    """as_matrix() picks the layers whose dense product costs at most DENSE_RATIO times
+    their taps: at 32x32 with the paper's network, G's 5x5 transposed convolutions on 2x2 and
+    4x4 maps and D's 5x5 convolutions on 8x8 and 4x4 maps (at 64x64 the 4x4 and 8x8 ones);
+    of the tutorial network only D's last layer (a 4x4 kernel on a 4x4 map, one output
+    pixel); none of the CS231n network's. Every other layer, 16x16 and up, stays a
+    convolution; the sizes are measured from the layers' real inputs and outputs."""
+    from jax_impl import layers
+    seen, original = [], layers.as_matrix
+
+    def recording(k, x, out_hw, transpose):
+        taken = original(k, x, out_hw, transpose)
+        seen.append((x.shape[1], out_hw[0], "T" if transpose else "C", taken))
+        return taken
+
     taken = {}
-    for arch in ("paper", "dcgan"):
-        c = Config(arch=arch, image_size=32, channels=1, ngf=8, ndf=8)
-        generator, discriminator = build(c)
-        taken[arch] = []
-        for net, x in ((generator, jnp.zeros((2, c.nz))), (discriminator, jnp.zeros((2, 32, 32, 1)))):
-            if arch == "dcgan" and net is generator:
-                x = x.reshape(2, 1, 1, -1)
-            for name, blk in net.main.items():
-                layer = blk.conv if hasattr(blk, "conv") else None
-                if layer is not None and blk.reshape_in is None and x.ndim == 4 and covers(layer.kernel.shape[0], x):
-                    taken[arch].append((name, x.shape[1]))
-                x = blk(x)
-    assert taken == {"paper": [("g2", 2), ("g3", 4), ("d4", 4)], "dcgan": []}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layers, "as_matrix", recording)
+        for arch, size in (("paper", 32), ("paper", 64), ("dcgan", 32), ("dcgan", 64), ("cs231n", 28)):
+            c = Config(arch=arch, image_size=size, channels=1, ngf=8, ndf=8)
+            generator, discriminator = build(c)
+            seen.clear()
+            generator(jnp.zeros((2, c.nz)))
+            discriminator(jnp.zeros((2, size, size, 1)))
+            assert len(seen) >= 4                    # every conv layer asked
+            taken[arch, size] = [s[:3] for s in seen if s[3]]
+    assert taken == {("paper", 32): [(2, 4, "T"), (4, 8, "T"), (8, 4, "C"), (4, 2, "C")],
+                     ("paper", 64): [(4, 8, "T"), (8, 4, "C")],
+                     ("dcgan", 32): [(4, 1, "C")], ("dcgan", 64): [(4, 1, "C")],
+                     ("cs231n", 28): []}
