@@ -134,9 +134,10 @@ def as_matrix(k: int, x, out_hw: tuple, transpose: bool) -> bool:
     transposed one writes k*k output pixels for each input pixel (h*w*k*k); so a small map
     under a large kernel costs little more as a product. On XLA:CPU those layers are the slow
     ones: a kernel larger than the map (the paper's 5x5 layers on 2x2 and 4x4 maps at 32x32),
-    and the input gradient of its 5x5 stride-2 convolution from 8x8 to 4x4, reach the
-    kernel library with the operands swapped and run at 2-4 GFLOP/s (benchmarks.profile_jax,
-    --arch paper); as matrix products they run as fast as any other dot."""
+    and the input gradient of the paper D's 5x5 stride-2 convolution from 8x8 to 4x4, reach
+    the kernel library with the operands swapped and run at 2-4 GFLOP/s
+    (benchmarks.profile_jax, --arch paper); as matrix products they run as fast as any
+    other dot."""
     h, w = x.shape[1:3]
     if h * w == 1:
         return False

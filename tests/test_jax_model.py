@@ -492,7 +492,7 @@ def test_the_matrix_path_takes_the_small_maps_under_large_kernels():
     4x4 maps and D's 5x5 convolutions on 8x8 and 4x4 maps (at 64x64 the 4x4 and 8x8 ones);
     of the tutorial network only D's last layer (a 4x4 kernel on a 4x4 map, one output
     pixel); none of the CS231n network's. Every other layer, 16x16 and up, stays a
-    convolution; the sizes are measured from the layers' real inputs and outputs."""
+    convolution. Recorded as the layers ask during real forward passes of each network."""
     from jax_impl import layers
     seen, original = [], layers.as_matrix
 
