@@ -340,18 +340,21 @@ class Batches:
     def order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, 2, epoch]).permutation(len(self.images))
 
+    def rows(self, order: np.ndarray, i: int) -> np.ndarray:
+        """Batch i of an epoch's order, as float32 (B, H, W, C)."""
+        return to_float(self.images[order[i * self.batch_size:(i + 1) * self.batch_size]])
+
     def batch(self, step: int) -> np.ndarray:
         """The float32 batch of one step counted from the run's start: epoch()'s batches
         asked for one at a time (a tf.data pipeline asks by step number)."""
         epoch, i = divmod(int(step), self.per_epoch)
-        order = self.order(epoch)      # ~1 ms for 60,000 images: not worth keeping
-        return to_float(self.images[order[i * self.batch_size:(i + 1) * self.batch_size]])
+        return self.rows(self.order(epoch), i)   # the order: ~1 ms for 60,000 images, not kept
 
     def epoch(self, epoch: int, start: int = 0):
         """Yield float32 (B, H, W, C) batches of `epoch`, from batch index `start`."""
         order = self.order(epoch)
         for i in range(start, self.per_epoch):
-            yield to_float(self.images[order[i * self.batch_size:(i + 1) * self.batch_size]])
+            yield self.rows(order, i)
 
 
 def draw_z(rng: np.random.Generator, n: int, nz: int, z_dist: str = "normal") -> np.ndarray:

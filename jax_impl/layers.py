@@ -1,6 +1,8 @@
 """The layers JAX needs in order to match PyTorch's numerics: BatchNorm as PyTorch computes
-it, and PyTorch's transposed convolution with a backward pass XLA:CPU runs fast. The
-sections line up with pytorch_impl/layers.py and keras_impl/layers.py.
+it, and PyTorch's transposed convolution with a backward pass XLA:CPU runs fast. Under the
+same banner, for speed only: convolutions of small maps under large kernels (the paper
+network's) as one matrix product each, the same numbers to float32 rounding. The sections
+line up with pytorch_impl/layers.py and keras_impl/layers.py.
 """
 import functools
 import math
